@@ -1,0 +1,3 @@
+"""embedsuite's user-facing layer: the Gradio app and the ``embedsuite`` command line."""
+
+from __future__ import annotations

@@ -1,0 +1,48 @@
+"""The Gradio app: one tab per head plus the shared-encoder tab.
+
+``build_demo()`` returns a ``gr.Blocks``; nothing launches at import.
+Tabs live in ``apps/tabs/`` and register themselves with
+:func:`apps.ui.register_tab`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+import gradio as gr
+
+from apps.ui import TABS, AppContext
+from core.encoders import DEFAULT_ENCODER
+
+__all__ = ["build_demo", "discover_tabs"]
+
+
+def discover_tabs() -> list[str]:
+    """Import every module of ``apps.tabs`` so that each registers its tab."""
+    import apps.tabs as pkg
+
+    for mod in pkgutil.iter_modules(pkg.__path__):
+        if not mod.name.startswith("_"):
+            importlib.import_module(f"{pkg.__name__}.{mod.name}")
+    return TABS.names()
+
+
+def build_demo(encoder_name: str = DEFAULT_ENCODER, ctx: AppContext | None = None) -> gr.Blocks:
+    """Build the whole app around one shared encoder.
+
+    Args:
+        encoder_name: The shared encoder every tab uses.
+        ctx: An existing context (tests pass their own); default a new one.
+    """
+    ctx = ctx or AppContext(encoder_name=encoder_name)
+    discover_tabs()
+    with gr.Blocks(title="embedsuite") as demo:
+        gr.Markdown(
+            f"# embedsuite\nNLP task heads on one shared encoder: **{ctx.encoder_name}**. "
+            "Every tab reuses the same loaded encoder and its embedding cache."
+        )
+        for _, spec in sorted(TABS.items(), key=lambda kv: kv[1].order):
+            with gr.Tab(spec.title):
+                spec.build(ctx)
+    return demo

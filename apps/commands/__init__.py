@@ -1,0 +1,1 @@
+"""Extra CLI sub-commands: each module defines ``register(subparsers)``."""

@@ -1,0 +1,1 @@
+"""One module per tab; each registers itself with :func:`apps.ui.register_tab`."""

