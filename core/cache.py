@@ -18,6 +18,7 @@ import time
 import zlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -102,7 +103,7 @@ class EmbeddingCache:
                 except OSError:
                     p.unlink(missing_ok=True)
 
-    def _run(self, fn):  # type: ignore[no-untyped-def]
+    def _run(self, fn: Any) -> Any:
         with self._lock:
             try:
                 return fn(self._connect())

@@ -11,7 +11,10 @@ _REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def cache_dir() -> Path:
-    """The cache root: ``$EMBEDSUITE_CACHE``, else ``$XDG_CACHE_HOME/embedsuite``, else ``~/.cache``."""
+    """The cache root: ``$EMBEDSUITE_CACHE``, else ``$XDG_CACHE_HOME/embedsuite``.
+
+    Without either, ``~/.cache/embedsuite``.
+    """
     env = os.environ.get("EMBEDSUITE_CACHE")
     if env:
         root = Path(env)

@@ -77,12 +77,13 @@ class FakeEncoder(BaseEncoder):
         check_role(role)
         items, single = as_text_list(texts)
         n_layers = len(layers) if layers is not None else 1
-        out = []
+        out: list[TokenEmbeddings] = []
         for t in items:
             toks = self.tokenize(t)
             truncated = len(toks) > self.max_seq_length
             toks = toks[: self.max_seq_length]
-            vecs = np.array([self._vec(tok) for tok, _, _ in toks], np.float32).reshape(-1, self.dim)
+            vecs = np.array([self._vec(tok) for tok, _, _ in toks], np.float32)
+            vecs = vecs.reshape(-1, self.dim)
             vecs = np.tile(vecs, (1, n_layers))
             pv = None
             if pair is not None:

@@ -47,12 +47,12 @@ def as_text_list(
         if texts is not None and hasattr(texts, "__iter__") and not isinstance(
             texts, (bytes, bytearray, dict)
         ):
-            texts = list(texts)  # type: ignore[call-overload]
+            texts = list(texts)
         else:
             raise TypeError(
                 f"{name} must be a str or a list of str, got {type(texts).__name__}"
             )
-    items = list(texts)  # type: ignore[arg-type]
+    items = list(texts)
     for i, t in enumerate(items):
         check_text(t, f"{name}[{i}]", allow_empty=allow_empty)
     return items, False

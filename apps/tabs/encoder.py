@@ -7,7 +7,7 @@ from typing import Any
 import gradio as gr
 
 from apps.ui import MAX_BATCH, MAX_TEXT_CHARS, AppContext, register_tab, ui_errors
-from core.encoders.base import BaseEncoder
+from core.encoders.base import BaseEncoder, check_role
 
 EXAMPLE = """The weather is lovely today.
 Das Wetter ist heute herrlich.
@@ -52,7 +52,7 @@ def similarity(encoder: BaseEncoder, text: str, role: str) -> tuple[Any, list[li
     import matplotlib.pyplot as plt
 
     lines = split_lines(text)
-    vecs = encoder.encode(lines, role=role)  # type: ignore[arg-type]
+    vecs = encoder.encode(lines, role=check_role(role))
     sim = vecs @ vecs.T
     labels = [ln if len(ln) <= 28 else ln[:27] + "…" for ln in lines]
     fig, ax = plt.subplots(figsize=(1.2 + 0.7 * len(lines), 0.9 + 0.6 * len(lines)))

