@@ -133,7 +133,7 @@ def test_app_builds_with_encoder_tab(tmp_cache) -> None:  # type: ignore[no-unty
     import gradio as gr
 
     from apps.app import build_demo
-    from apps.tabs.encoder import encoder_info, similarity, split_lines
+    from apps.tabs.encoder import encoder_info, nearest_summary, similarity, split_lines
     from apps.ui import AppContext
 
     demo = build_demo(ctx=AppContext(encoder_name="e5-small"))
@@ -142,6 +142,8 @@ def test_app_builds_with_encoder_tab(tmp_cache) -> None:  # type: ignore[no-unty
     fig, rows = similarity(enc, "red apple\napple red\nblue sky", "query")
     assert len(rows) == 3 and rows[0][1] == pytest.approx(1.0, abs=1e-5)
     assert rows[0][2] > rows[0][3]
+    md = nearest_summary([r[0] for r in rows], rows)
+    assert "| red apple | apple red |" in md
     assert encoder_info(enc)["name"] == "fake"
     with pytest.raises(ValueError, match="No texts given"):
         split_lines("  \n ")

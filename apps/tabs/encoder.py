@@ -44,6 +44,18 @@ def encoder_info(encoder: BaseEncoder) -> dict[str, Any]:
     return info
 
 
+def nearest_summary(lines: list[str], rows: list[list[Any]]) -> str:
+    """Markdown: for each line, the most similar other line."""
+    if len(lines) < 2:
+        return "Give at least two lines to compare."
+    out = ["| sentence | most similar | cosine |", "|---|---|---|"]
+    for i, row in enumerate(rows):
+        sims = [(row[j + 1], j) for j in range(len(lines)) if j != i]
+        best, j = max(sims)
+        out.append(f"| {lines[i]} | {lines[j]} | {best:.3f} |")
+    return "\n".join(out)
+
+
 def similarity(encoder: BaseEncoder, text: str, role: str) -> tuple[Any, list[list[Any]]]:
     """Cosine similarity matrix of the lines of ``text`` as a heat map and a table."""
     import matplotlib
@@ -55,7 +67,8 @@ def similarity(encoder: BaseEncoder, text: str, role: str) -> tuple[Any, list[li
     vecs = encoder.encode(lines, role=check_role(role))
     sim = vecs @ vecs.T
     labels = [ln if len(ln) <= 28 else ln[:27] + "…" for ln in lines]
-    fig, ax = plt.subplots(figsize=(1.2 + 0.7 * len(lines), 0.9 + 0.6 * len(lines)))
+    size = max(4.0, 1.5 + 0.7 * len(lines))
+    fig, ax = plt.subplots(figsize=(size + 1.5, size))
     im = ax.imshow(sim, cmap="viridis", vmin=float(sim.min()), vmax=1.0)
     ax.set_xticks(range(len(lines)), labels, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(len(lines)), labels, fontsize=8)
@@ -81,6 +94,7 @@ def build(ctx: AppContext) -> None:
     texts = gr.Textbox(label="Sentences (one per line, any language)", value=EXAMPLE, lines=6)
     role = gr.Radio(["query", "passage"], value="query", label="Role (prompt)")
     go = gr.Button("Compare", variant="primary")
+    summary = gr.Markdown(elem_id="encoder-summary")
     plot = gr.Plot(label="Similarity")
     table = gr.Dataframe(label="Similarity matrix", interactive=False)
 
@@ -89,12 +103,13 @@ def build(ctx: AppContext) -> None:
         return encoder_info(ctx.encoder)
 
     @ui_errors
-    def _sim(text: str, r: str) -> tuple[Any, Any]:
+    def _sim(text: str, r: str) -> tuple[str, Any, Any]:
         fig, rows = similarity(ctx.encoder, text, r)
         n = len(rows)
-        return fig, {"headers": ["sentence", *[str(i + 1) for i in range(n)]], "data": rows}
+        table = {"headers": ["sentence", *[str(i + 1) for i in range(n)]], "data": rows}
+        return nearest_summary([row[0] for row in rows], rows), fig, table
 
     refresh.click(_info, outputs=info, api_name="encoder_info")
-    go.click(_sim, inputs=[texts, role], outputs=[plot, table], api_name="similarity")
+    go.click(_sim, inputs=[texts, role], outputs=[summary, plot, table], api_name="similarity")
 
 

@@ -1,0 +1,93 @@
+"""Encode throughput: plain sentence-transformers vs embedsuite's encoder, cold and warm.
+
+Same model (the rebuilt e5-small folder), same 2,000 real sentences (the English
+side of Tatoeba), one process. Prints a table, or one JSON object with ``--json``:
+``{"st_fp32_per_s", "cold_per_s", "warm_per_s", "cold_ratio", "warm_ratio"}``
+(ratios against plain sentence-transformers).
+
+    python benchmarks/encode.py [--n 2000] [--batch-size 32] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from core.cache import EmbeddingCache  # noqa: E402
+from core.encoders.e5 import PROMPTS, E5SmallEncoder  # noqa: E402
+from core.paths import data_dir  # noqa: E402
+
+
+def tatoeba_english(n: int) -> list[str]:
+    """The first ``n`` distinct English sentences of Tatoeba (files in name order)."""
+    folder = data_dir() / "tatoeba"
+    if not folder.is_dir():
+        raise SystemExit(f"Tatoeba not found at {folder}; set EMBEDSUITE_DATA to the shared data")
+    seen: dict[str, None] = {}
+    for f in sorted(folder.glob("tatoeba.*-eng.eng")):
+        for line in f.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                seen.setdefault(line.strip(), None)
+            if len(seen) >= n:
+                return list(seen)
+    return list(seen)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n", type=int, default=2000)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+    os.environ.setdefault("EMBEDSUITE_PROGRESS", "0")
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    sents = tatoeba_english(args.n)
+    enc = E5SmallEncoder()
+    enc.encode("build the folder if needed", use_cache=False)
+
+    st = SentenceTransformer(str(enc.path), device="cpu")
+    st.encode(["warm up"] * 8)
+    t0 = time.perf_counter()
+    st.encode([PROMPTS["query"] + s for s in sents], batch_size=args.batch_size,
+              normalize_embeddings=True, show_progress_bar=False)
+    st_s = time.perf_counter() - t0
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ours = E5SmallEncoder(folder=enc.path, cache=EmbeddingCache(Path(tmp) / "c.sqlite"))
+        ours.encode("warm up", use_cache=False)
+        t0 = time.perf_counter()
+        ours.encode(sents, batch_size=args.batch_size)
+        cold_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        ours.encode(sents, batch_size=args.batch_size)
+        warm_s = time.perf_counter() - t0
+
+    n = len(sents)
+    res = {
+        "n": n, "batch_size": args.batch_size, "threads": torch.get_num_threads(),
+        "st_fp32_per_s": round(n / st_s, 1), "cold_per_s": round(n / cold_s, 1),
+        "warm_per_s": round(n / warm_s, 1), "cold_ratio": round(st_s / cold_s, 3),
+        "warm_ratio": round(st_s / warm_s, 1),
+    }
+    if args.json:
+        print(json.dumps(res))
+        return
+    print(f"{n} Tatoeba English sentences, batch {args.batch_size}, {res['threads']} threads")
+    print(f"  sentence-transformers fp32 : {res['st_fp32_per_s']:>10,.1f} sentences/s")
+    print(f"  embedsuite cold            : {res['cold_per_s']:>10,.1f} sentences/s "
+          f"({res['cold_ratio']}x)")
+    print(f"  embedsuite warm (cache)    : {res['warm_per_s']:>10,.1f} sentences/s "
+          f"({res['warm_ratio']}x)")
+
+
+if __name__ == "__main__":
+    main()
