@@ -90,6 +90,10 @@ class Encoder(Protocol):
         """Token vectors with offsets into the original text (see :class:`TokenEmbeddings`)."""
         ...
 
+    def prepare(self, texts: Sequence[str]) -> None:
+        """Adapt to a corpus before use (no-op for pretrained encoders; ``tfidf`` fits here)."""
+        ...
+
 
 def check_role(role: object) -> Role:
     """Validate an encode role."""
