@@ -1,0 +1,154 @@
+"""Explanations that work across heads: word occlusion, token similarity maps, closest words.
+
+- :func:`occlusion`: how much each word pushes a classifier's decision (the drop in the
+  predicted class's probability when the word is removed).
+- :func:`token_similarity`: a token-to-token cosine map between two texts (translation
+  retrieval: query vs its best match).
+- :func:`closest_words`: the words of a text whose token vectors lie closest to a given
+  vector (recommendation: a candidate's words closest to the user profile).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from core.encoders.base import Encoder, Role, TokenEmbeddings
+from core.validation import check_text
+
+__all__ = ["closest_words", "occlusion", "plot_token_map", "token_similarity", "word_spans"]
+
+_WORD = re.compile(r"\w+(?:['’]\w+)*|[^\w\s]", re.UNICODE)
+
+
+def word_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of the words and punctuation marks of ``text``.
+
+    Scripts written without spaces (Chinese, Japanese, Thai) get one span per
+    character, so that occlusion stays fine-grained there.
+    """
+    spans: list[tuple[int, int]] = []
+    for m in _WORD.finditer(text):
+        s, e = m.span()
+        if e - s > 1 and any(_is_cjk(c) for c in text[s:e]):
+            spans += [(i, i + 1) for i in range(s, e)]
+        else:
+            spans.append((s, e))
+    return spans
+
+
+def _is_cjk(c: str) -> bool:
+    o = ord(c)
+    return (0x3040 <= o <= 0x30FF or 0x3400 <= o <= 0x9FFF or 0xAC00 <= o <= 0xD7AF
+            or 0x0E00 <= o <= 0x0E7F or 0xF900 <= o <= 0xFAFF)
+
+
+def occlusion(
+    predict_proba: Callable[[list[str]], np.ndarray],
+    classes: Sequence[str],
+    text: str,
+    target: str | None = None,
+    *,
+    max_words: int = 200,
+) -> dict[str, Any]:
+    """Word importance by occlusion: remove each word, see the target class's probability fall.
+
+    Args:
+        predict_proba: Texts -> ``(n, n_classes)`` probabilities.
+        classes: Class names in ``predict_proba``'s column order.
+        text: The text to explain.
+        target: The class to explain (default: the predicted one).
+        max_words: Texts with more words are refused (one forward pass per word).
+
+    Returns:
+        ``{"label", "score", "words": [{"word", "start", "end", "weight"}]}``; a positive
+        weight means the word supports ``label`` (its removal lowers the probability).
+
+    Raises:
+        ValueError: Empty text, too many words, or an unknown target class.
+    """
+    check_text(text, "text")
+    spans = word_spans(text)
+    if len(spans) > max_words:
+        raise ValueError(f"text has {len(spans)} words; occlusion explains at most {max_words} "
+                         f"(one forward pass per word); explain a shorter excerpt")
+    variants = [text] + [(text[:s] + text[e:]).strip() or "…" for s, e in spans]
+    proba = np.asarray(predict_proba(variants), dtype=np.float64)
+    cls = list(classes)
+    k = int(np.argmax(proba[0])) if target is None else _index(cls, target)
+    base = proba[0, k]
+    words = [{"word": text[s:e], "start": s, "end": e,
+              "weight": round(float(base - proba[i + 1, k]), 5)}
+             for i, (s, e) in enumerate(spans)]
+    return {"label": cls[k], "score": round(float(base), 5), "words": words}
+
+
+def _index(classes: list[str], target: str) -> int:
+    if target not in classes:
+        raise ValueError(f"unknown class {target!r}; the classes are {classes}")
+    return classes.index(target)
+
+
+def token_similarity(encoder: Encoder, a: str, b: str, role: Role = "query"
+                     ) -> tuple[TokenEmbeddings, TokenEmbeddings, np.ndarray]:
+    """Cosine similarity of every token of ``a`` with every token of ``b`` (last layer)."""
+    out = encoder.encode_tokens([check_text(a, "a"), check_text(b, "b")], role=role)
+    if not isinstance(out, list):
+        raise TypeError("encode_tokens(list) must return a list of TokenEmbeddings")
+    ta, tb = out
+    va = ta.vectors / np.maximum(np.linalg.norm(ta.vectors, axis=1, keepdims=True), 1e-12)
+    vb = tb.vectors / np.maximum(np.linalg.norm(tb.vectors, axis=1, keepdims=True), 1e-12)
+    return ta, tb, va @ vb.T
+
+
+def plot_token_map(ta: TokenEmbeddings, tb: TokenEmbeddings, sim: np.ndarray,
+                   title: str = "token similarity") -> Any:
+    """A heat map of :func:`token_similarity` with the tokens as tick labels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    la = [ta.text[s:e] for s, e in ta.offsets]
+    lb = [tb.text[s:e] for s, e in tb.offsets]
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.45 * len(lb) + 2), max(3.0, 0.35 * len(la) + 1.5)))
+    im = ax.imshow(sim, cmap="magma", aspect="auto")
+    ax.set_xticks(range(len(lb)), lb, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(len(la)), la, fontsize=8)
+    fig.colorbar(im, ax=ax, fraction=0.04)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def closest_words(encoder: Encoder, text: str, vector: np.ndarray, *, role: Role = "passage",
+                  top: int = 5) -> list[dict[str, Any]]:
+    """The words of ``text`` whose token vectors are closest (cosine) to ``vector``.
+
+    Sub-word tokens are merged back into the words of :func:`word_spans`; a word's
+    score is the best of its tokens.
+    """
+    te = encoder.encode_tokens(check_text(text, "text"), role=role)
+    if not isinstance(te, TokenEmbeddings):  # a str in gives one result
+        raise TypeError("encode_tokens(str) must return one TokenEmbeddings")
+    if len(te) == 0:
+        return []
+    v = np.asarray(vector, dtype=np.float32).reshape(-1)
+    if v.shape[0] != te.vectors.shape[1]:
+        raise ValueError(f"vector has {v.shape[0]} dims, the encoder's tokens have "
+                         f"{te.vectors.shape[1]}; use a vector from the same encoder")
+    toks = te.vectors / np.maximum(np.linalg.norm(te.vectors, axis=1, keepdims=True), 1e-12)
+    sims = toks @ (v / max(float(np.linalg.norm(v)), 1e-12))
+    best: dict[tuple[int, int], float] = {}
+    for (ts, tend), sc in zip(te.offsets, sims, strict=True):
+        for s, e in word_spans(text):
+            if ts < e and tend > s:
+                best[(s, e)] = max(best.get((s, e), -1.0), float(sc))
+    ranked = sorted(best.items(), key=lambda kv: -kv[1])
+    out = [{"word": text[s:e], "start": s, "end": e, "score": round(sc, 4)}
+           for (s, e), sc in ranked if any(ch.isalnum() for ch in text[s:e])]
+    return out[:top]

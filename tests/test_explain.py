@@ -1,0 +1,49 @@
+"""Explanations: occlusion, token maps, closest words (fake encoder, constructed models)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.explain import closest_words, occlusion, plot_token_map, token_similarity, word_spans
+from core.testing import FakeEncoder
+
+
+def test_word_spans_split_cjk_per_character() -> None:
+    text = "Great film! 東京 rocks"
+    spans = word_spans(text)
+    assert [text[s:e] for s, e in spans] == ["Great", "film", "!", "東", "京", "rocks"]
+
+
+def test_occlusion_finds_the_word_that_drives_the_decision() -> None:
+    def proba(texts: list[str]) -> np.ndarray:
+        p = np.array([0.9 if "wonderful" in t else 0.4 for t in texts])
+        return np.stack([1 - p, p], axis=1)
+
+    out = occlusion(proba, ["negative", "positive"], "a wonderful little film")
+    assert out["label"] == "positive" and out["score"] == pytest.approx(0.9)
+    weights = {w["word"]: w["weight"] for w in out["words"]}
+    assert max(weights, key=weights.__getitem__) == "wonderful"
+    assert weights["wonderful"] == pytest.approx(0.5) and weights["film"] == pytest.approx(0.0)
+    text = "a wonderful little film"
+    assert all(text[w["start"]:w["end"]] == w["word"] for w in out["words"])
+    with pytest.raises(ValueError, match="unknown class 'meh'"):
+        occlusion(proba, ["negative", "positive"], "x", target="meh")
+    with pytest.raises(ValueError, match="occlusion explains at most 3"):
+        occlusion(proba, ["negative", "positive"], "one two three four", max_words=3)
+
+
+def test_token_similarity_and_plot(fake_encoder: FakeEncoder) -> None:
+    ta, tb, sim = token_similarity(fake_encoder, "red apple", "apple green")
+    assert sim.shape == (2, 2)
+    assert sim[1, 0] == pytest.approx(1.0, abs=1e-5)  # "apple" ~ "apple"
+    assert plot_token_map(ta, tb, sim) is not None
+
+
+def test_closest_words(fake_encoder: FakeEncoder) -> None:
+    target = fake_encoder._vec("rocket")
+    out = closest_words(fake_encoder, "a rocket to the moon, fast!", target, top=2)
+    assert out[0]["word"] == "rocket" and out[0]["score"] == pytest.approx(1.0, abs=1e-5)
+    assert len(out) == 2 and all(w["word"].isalnum() for w in out)
+    with pytest.raises(ValueError, match="vector has 3 dims"):
+        closest_words(fake_encoder, "x", np.ones(3))
