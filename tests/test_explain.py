@@ -47,3 +47,19 @@ def test_closest_words(fake_encoder: FakeEncoder) -> None:
     assert len(out) == 2 and all(w["word"].isalnum() for w in out)
     with pytest.raises(ValueError, match="vector has 3 dims"):
         closest_words(fake_encoder, "x", np.ones(3))
+
+
+def test_inside_tab_handlers(fake_encoder: FakeEncoder) -> None:
+    from apps.tabs.inside import neighbours, parse_labelled, reference_sentences, text_map
+
+    refs = reference_sentences()
+    assert len(refs) >= 30 and not any(r.startswith("#") for r in refs)
+    rows = neighbours(fake_encoder, "red apple pie", "green grass\nred apple pie\nblue sky", k=2)
+    assert rows[0][:2] == [1, "red apple pie"] and len(rows) == 2
+    labels, texts = parse_labelled("a | one two\nb\tthree\nfour")
+    assert labels == ["a", "b", "-"] and texts == ["one two", "three", "four"]
+    assert text_map(fake_encoder, "a | x y\nb | y z\nc | z w") is not None
+    with pytest.raises(ValueError, match="a map needs at least 3"):
+        text_map(fake_encoder, "a | x\nb | y")
+    with pytest.raises(ValueError, match="has a label but no text"):
+        parse_labelled("a |")
