@@ -168,3 +168,16 @@ def test_ui_errors_become_gradio_errors() -> None:
         bad("q")
     with pytest.raises(gr.Error, match="Something went wrong \\(RuntimeError\\)"):
         crash()
+
+
+def test_results_png_and_bias_task(tmp_path: Path, registered: None) -> None:
+    run_evaluation(["fake-a", "fake-b"], ["toy", "bias"], tmp_path, data_dir=tmp_path,
+                   options={"bias_langs": ["en"]})
+    png = tmp_path / "results.png"
+    assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    recs = json.loads((tmp_path / "results.json").read_text())
+    bias = [r for r in recs if r["task"] == "bias" and r["metric"] == "mean_abs_effect_size"]
+    assert {r["encoder"] for r in bias} == {"fake-a", "fake-b"}
+    assert all(r["value"] >= 0 for r in bias)
+    md = (tmp_path / "results.md").read_text()
+    assert "lower is better for bias" in md

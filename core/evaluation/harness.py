@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
+
 from core.atomic import atomic_write_text
 from core.encoders import get_encoder
 from core.encoders.base import Encoder
@@ -206,6 +208,10 @@ def run_evaluation(
             status.append(st)
     atomic_write_text(out / "results.json", json.dumps(records, indent=1, ensure_ascii=False))
     write_markdown(out / "results.md", records, status, task_objs)
+    try:
+        plot_results(out / "results.png", records, task_objs)
+    except Exception:  # a plot must never lose the numbers
+        logger.exception("could not draw %s", out / "results.png")
     return records
 
 
@@ -237,13 +243,15 @@ def write_markdown(path: Path, records: list[dict[str, Any]], status: list[dict[
             if (e, t.name) in na:
                 cells.append("n/a")
             elif e in vals:
-                best = max(vals.values())
+                best = (max if getattr(t, "higher_is_better", True) else min)(vals.values())
                 s = _fmt(vals[e])
                 cells.append(f"**{s}**" if vals[e] == best and len(vals) > 1 else s)
             else:
                 cells.append("-")
         lines.append(f"| {e} | " + " | ".join(cells) + " |")
-    lines += ["", "n/a: the task needs token embeddings and the encoder has none.", "",
+    lower = [t.name for t in tasks if not getattr(t, "higher_is_better", True)]
+    lines += ["", "n/a: the task needs token embeddings and the encoder has none. Bold: best "
+              "per column" + (f" (lower is better for {', '.join(lower)})." if lower else "."), "",
               "## All records", "", "| encoder | task | dataset | metric | value | n |",
               "|---|---|---|---|---|---|"]
     for r in records:
@@ -254,3 +262,72 @@ def write_markdown(path: Path, records: list[dict[str, Any]], status: list[dict[
         lines.append(f"| {st['encoder']} | {st['task']} | {st['status']} | "
                      f"{st.get('seconds', '')} |")
     atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def _main_values(records: list[dict[str, Any]], tasks: Sequence[Task]
+                 ) -> tuple[list[str], np.ndarray]:
+    encoders = list(dict.fromkeys(r["encoder"] for r in records))
+    grid = np.full((len(encoders), len(tasks)), np.nan)
+    for r in records:
+        for j, t in enumerate(tasks):
+            if r["task"] == t.name and (r["dataset"], r["metric"]) == tuple(t.main_metric):
+                grid[encoders.index(r["encoder"]), j] = r["value"]
+    return encoders, grid
+
+
+def plot_results(path: Path, records: list[dict[str, Any]], tasks: Sequence[Task]) -> None:
+    """``results.png``: encoders x tasks heat map, plus per-language bars where tasks have them.
+
+    A task with ``language_metric = (dataset_prefix, metric)`` gets a bar chart of
+    ``value`` per language (records whose dataset is ``dataset_prefix + <lang>``).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    encoders, grid = _main_values(records, tasks)
+    lang_tasks = [t for t in tasks if getattr(t, "language_metric", None)]
+    n_rows = 1 + len(lang_tasks)
+    fig = plt.figure(figsize=(max(8.0, 1.6 * len(tasks) + 3), 2.0 + 0.5 * len(encoders)
+                              + 3.2 * len(lang_tasks)))
+    heights = [max(2.0, 0.5 * len(encoders) + 1)] + [3.0] * len(lang_tasks)
+    gs = fig.add_gridspec(n_rows, 1, height_ratios=heights)
+    ax = fig.add_subplot(gs[0])
+    shown = np.where(np.isnan(grid), 0.0, grid)
+    ax.imshow(shown, cmap="viridis", aspect="auto", vmin=0, vmax=1)
+    ax.set_xticks(range(len(tasks)), [f"{t.name}\n{t.main_metric[1]}" for t in tasks], fontsize=8)
+    ax.set_yticks(range(len(encoders)), encoders, fontsize=8)
+    for i in range(len(encoders)):
+        for j in range(len(tasks)):
+            txt = "n/a" if np.isnan(grid[i, j]) else f"{grid[i, j]:.3f}"
+            ax.text(j, i, txt, ha="center", va="center", fontsize=8,
+                    color="white" if shown[i, j] < 0.6 else "black")
+    ax.set_title("Transfer across tasks (main metric per task)", fontsize=10)
+    for k, t in enumerate(lang_tasks, start=1):
+        prefix, metric = t.language_metric  # type: ignore[attr-defined]
+        per: dict[str, dict[str, float]] = {}
+        for r in records:
+            if r["task"] == t.name and r["metric"] == metric and r["dataset"].startswith(prefix):
+                lang = r["dataset"][len(prefix):]
+                if lang and "/" not in lang:
+                    per.setdefault(r["encoder"], {})[lang] = r["value"]
+        axb = fig.add_subplot(gs[k])
+        langs = sorted({lg for d in per.values() for lg in d})
+        if not langs:
+            axb.set_axis_off()
+            continue
+        width = 0.8 / max(1, len(per))
+        for i, (enc, d) in enumerate(per.items()):
+            xs = np.arange(len(langs)) + i * width
+            axb.bar(xs, [d.get(lg, 0.0) for lg in langs], width=width, label=enc)
+        step = max(1, len(langs) // 60)
+        axb.set_xticks(np.arange(0, len(langs), step) + 0.4 - width / 2, langs[::step],
+                       rotation=90, fontsize=6)
+        axb.set_ylim(0, 1)
+        axb.set_ylabel(metric, fontsize=8)
+        axb.set_title(f"{t.name}: {metric} per language", fontsize=9)
+        axb.legend(fontsize=7, ncol=min(4, len(per)))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
