@@ -181,3 +181,20 @@ def test_results_png_and_bias_task(tmp_path: Path, registered: None) -> None:
     assert all(r["value"] >= 0 for r in bias)
     md = (tmp_path / "results.md").read_text()
     assert "lower is better for bias" in md
+
+
+def test_compare_tab_handlers(tmp_path: Path, registered: None) -> None:
+    from apps.tabs.compare import live_compare, load_results
+
+    run_evaluation(["fake-a"], ["toy"], tmp_path, data_dir=tmp_path)
+    md, png, rows = load_results(str(tmp_path))
+    assert "| fake-a |" in md and png is not None and png.endswith("results.png")
+    assert rows[0][:4] == ["fake-a", "toy", "toy", "accuracy"]
+    with pytest.raises(FileNotFoundError, match="has no results.json"):
+        load_results(str(tmp_path / "parts"))
+    with pytest.raises(FileNotFoundError, match="results folder"):
+        load_results(str(tmp_path / "missing"))
+    fa, fb = live_compare("fake-a", "fake-b", "red apple\napple red\nblue sky", "query")
+    assert fa is not None and fb is not None
+    with pytest.raises(ValueError, match="Pick two different encoders"):
+        live_compare("fake-a", "fake-a", "x\ny", "query")
