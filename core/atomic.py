@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_dir", "atomic_write_bytes", "atomic_write_text"]
+__all__ = ["atomic_dir", "atomic_write_bytes", "atomic_write_text", "recover_dir"]
 
 
 def _fsync_dir(path: Path) -> None:
@@ -49,6 +49,29 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def recover_dir(path: str | os.PathLike[str]) -> Path:
+    """Finish or undo a folder swap that :func:`atomic_dir` did not complete.
+
+    A writer killed between moving the old folder aside and renaming the new one
+    into place leaves ``path`` missing and ``.<name>.old-<pid>`` complete: that old
+    folder is moved back. Leftover temporary folders and old copies beside a
+    complete ``path`` are removed. Readers call this before reading.
+    """
+    target = Path(path)
+    parent = target.parent
+    if not parent.is_dir():
+        return target
+    olds = sorted(parent.glob(f".{target.name}.old-*"), key=lambda p: p.stat().st_mtime)
+    if not target.exists() and olds:
+        newest = olds.pop()
+        with contextlib.suppress(OSError):
+            os.replace(newest, target)
+    if target.exists():
+        for p in olds:
+            shutil.rmtree(p, ignore_errors=True)
+    return target
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Build a folder in a temporary sibling, then swap it into place.
@@ -59,6 +82,7 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    recover_dir(target)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         yield tmp

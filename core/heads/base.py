@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from core.atomic import atomic_dir
+from core.atomic import atomic_dir, recover_dir
 from core.encoders.base import Encoder
 from core.errors import EncoderMismatchError, HeadFormatError, NotFittedError
 from core.registry import Registry
@@ -107,7 +107,7 @@ def read_head_folder(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict
     """
     from safetensors.numpy import load_file
 
-    folder = Path(path)
+    folder = recover_dir(path)
     how = "save a head with head.save(folder) and pass that folder"
     if not folder.is_dir():
         raise HeadFormatError(f"{folder} is not a folder; expected a saved head folder ({how})")
