@@ -20,9 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.cache import EmbeddingCache  # noqa: E402
-from core.encoders.e5 import PROMPTS, E5SmallEncoder  # noqa: E402
-from core.paths import data_dir  # noqa: E402
+from core.cache import EmbeddingCache
+from core.encoders.e5 import PROMPTS, E5SmallEncoder
+from core.paths import data_dir
 
 
 def tatoeba_english(n: int) -> list[str]:
