@@ -1,0 +1,331 @@
+"""The "Recommend" tab: likes / dislikes or a free-text wish -> picks, with reasons and a map.
+
+The project's own demo catalogue (``core/assets/demo_catalogue.csv``: books,
+films, courses, podcasts and games) is loaded by default; a CSV with the columns
+``id,title,description`` (extra columns are kept as metadata) can be uploaded.
+Handlers are module-level functions that take the head and return plain data.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+
+from apps.ui import MAX_TEXT_CHARS, MAX_UPLOAD_BYTES, AppContext, register_tab, ui_errors
+from core.encoders.base import Encoder
+from core.heads.recommend import ContentRecommender
+
+DEMO_CATALOGUE = Path(__file__).resolve().parents[2] / "core" / "assets" / "demo_catalogue.csv"
+#: Uploaded catalogues are embedded in the app; larger ones belong in the Python API / CLI.
+MAX_CATALOGUE_ITEMS = 5_000
+RESULT_HEADERS = ["rank", "id", "title", "kind", "score", "because"]
+REQUIRED_COLUMNS = ("id", "title", "description")
+
+
+def read_catalogue_csv(source: str | os.PathLike[str] | bytes) -> list[dict[str, Any]]:
+    """Parse a catalogue CSV (header ``id,title,description[,more...]``) into items.
+
+    Raises:
+        ValueError: Too big, not UTF-8, missing columns, empty or duplicate ids, no rows.
+    """
+    if isinstance(source, bytes):
+        raw = source
+        name = "the uploaded file"
+    else:
+        p = Path(source)
+        name = p.name
+        if p.stat().st_size > MAX_UPLOAD_BYTES:
+            raise ValueError(f"{name} has {p.stat().st_size:,} bytes; the app takes catalogues "
+                             f"up to {MAX_UPLOAD_BYTES:,} bytes. Use the Python API for more.")
+        raw = p.read_bytes()
+    if len(raw) > MAX_UPLOAD_BYTES:
+        raise ValueError(f"{name} has {len(raw):,} bytes; the app takes catalogues up to "
+                         f"{MAX_UPLOAD_BYTES:,} bytes. Use the Python API for more.")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValueError(f"{name} is not UTF-8 text; save the CSV as UTF-8") from None
+    reader = csv.DictReader(io.StringIO(text))
+    cols = [c.strip().lower() for c in (reader.fieldnames or [])]
+    missing = [c for c in REQUIRED_COLUMNS if c not in cols]
+    if missing:
+        raise ValueError(f"{name} lacks the column(s) {missing}; expected a header line "
+                         f"'id,title,description' (got {cols or 'no header'})")
+    reader.fieldnames = cols
+    items: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for line, row in enumerate(reader, start=2):
+        iid = (row.get("id") or "").strip()
+        title = (row.get("title") or "").strip()
+        desc = (row.get("description") or "").strip()
+        if not iid and not title and not desc:
+            continue
+        if not iid:
+            raise ValueError(f"{name} line {line}: empty id; every row needs an id")
+        if iid in seen:
+            raise ValueError(f"{name} line {line}: duplicate id {iid!r}; ids must be unique")
+        if not title and not desc:
+            raise ValueError(f"{name} line {line} (id {iid!r}): no title and no description")
+        if len(title) + len(desc) > MAX_TEXT_CHARS:
+            raise ValueError(f"{name} line {line} (id {iid!r}) has over {MAX_TEXT_CHARS:,} "
+                             f"characters of text; shorten the description")
+        seen.add(iid)
+        item: dict[str, Any] = {"id": iid, "title": title, "description": desc}
+        item.update({k: (v or "").strip() for k, v in row.items()
+                     if k and k not in REQUIRED_COLUMNS and isinstance(v, str)})
+        items.append(item)
+        if len(items) > MAX_CATALOGUE_ITEMS:
+            raise ValueError(f"{name} has more than {MAX_CATALOGUE_ITEMS:,} items; the app "
+                             f"embeds at most that many. Use ContentRecommender in Python "
+                             f"for larger catalogues.")
+    if len(items) < 2:
+        raise ValueError(f"{name} has {len(items)} item(s); a catalogue needs at least 2 rows")
+    return items
+
+
+def demo_catalogue() -> list[dict[str, Any]]:
+    """The project's own demo catalogue (110 items)."""
+    return read_catalogue_csv(DEMO_CATALOGUE)
+
+
+def fit_catalogue(encoder: Encoder, items: list[dict[str, Any]]) -> ContentRecommender:
+    """A content recommender on ``items``."""
+    return ContentRecommender(encoder, rating_center=None).fit(items)
+
+
+def _title(head: ContentRecommender, iid: str) -> str:
+    i = head.index_[iid]
+    return str(head.metadata_[i].get("title") or head.texts_[i][:60])
+
+
+def choices(head: ContentRecommender) -> list[tuple[str, str]]:
+    """``(label, id)`` pairs for the item pickers."""
+    out = []
+    for iid, meta in zip(head.item_ids_, head.metadata_, strict=True):
+        kind = meta.get("kind")
+        label = _title(head, iid) + (f" ({kind})" if kind else "")
+        out.append((label, iid))
+    return out
+
+
+def _ids(values: list[str] | str | None) -> list[str]:
+    if values is None:
+        return []
+    if isinstance(values, str):
+        return [values] if values else []
+    return [v for v in values if v]
+
+
+def _rows(head: ContentRecommender, results: list[dict[str, Any]]) -> list[list[Any]]:
+    rows = []
+    for rank, r in enumerate(results, 1):
+        meta = head.metadata_[head.index_[r["item_id"]]]
+        because = "; ".join(_title(head, b) for b in r["because"])
+        rows.append([rank, r["item_id"], _title(head, r["item_id"]), str(meta.get("kind", "")),
+                     round(r["score"], 4), because])
+    return rows
+
+
+def recommend_from_picks(head: ContentRecommender, liked: list[str] | None,
+                         disliked: list[str] | None, k: int = 8, diversity: float = 0.0
+                         ) -> tuple[list[list[Any]], list[str]]:
+    """Recommend from liked (+1) and disliked (-1) items.
+
+    Returns:
+        Table rows (see :data:`RESULT_HEADERS`) and the picked ids.
+
+    Raises:
+        ValueError: Nothing picked, or an item both liked and disliked.
+    """
+    like, dislike = _ids(liked), _ids(disliked)
+    if not like and not dislike:
+        raise ValueError("Pick at least one liked item (or type a wish and use 'Recommend "
+                         "from wish').")
+    both = sorted(set(like) & set(dislike))
+    if both:
+        raise ValueError(f"{[_title(head, b) for b in both]} is both liked and disliked; "
+                         f"pick it in only one list.")
+    history = [(i, 1.0) for i in like] + [(i, -1.0) for i in dislike]
+    res = head.recommend(history, k=int(k), mmr_lambda=1.0 - float(diversity),
+                         rating_center=None)
+    return _rows(head, res), [r["item_id"] for r in res]
+
+
+def recommend_from_text(head: ContentRecommender, wish: str, k: int = 8,
+                        diversity: float = 0.0) -> tuple[list[list[Any]], list[str]]:
+    """Recommend from a free-text wish (any language)."""
+    wish = (wish or "").strip()
+    if not wish:
+        raise ValueError("Type a wish first, e.g. 'a funny space adventure for kids'.")
+    if len(wish) > MAX_TEXT_CHARS:
+        raise ValueError(f"The wish has {len(wish):,} characters; the app takes at most "
+                         f"{MAX_TEXT_CHARS:,}.")
+    res: list[dict[str, Any]] = head.recommend_for_text(  # type: ignore[assignment]
+        wish, k=int(k), mmr_lambda=1.0 - float(diversity))
+    return _rows(head, res), [r["item_id"] for r in res]
+
+
+def similar_to(head: ContentRecommender, item_id: str | None, k: int = 8,
+               diversity: float = 0.0) -> tuple[list[list[Any]], list[str]]:
+    """Items like one item."""
+    if not item_id:
+        raise ValueError("Choose an item to find similar ones.")
+    res = head.similar(item_id, k=int(k), mmr_lambda=1.0 - float(diversity))
+    return _rows(head, res), [r["item_id"] for r in res]
+
+
+def catalogue_map(head: ContentRecommender, picks: list[str], liked: list[str] | None = None,
+                  disliked: list[str] | None = None, title: str = "") -> Any:
+    """2-D PCA map of the catalogue: picks, liked and disliked items highlighted."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    xy = _map_coords(head)
+    fig, ax = plt.subplots(figsize=(7.5, 5.5))
+    kinds = [str(m.get("kind", "item")) for m in head.metadata_]
+    uniq = sorted(set(kinds))
+    cmap = plt.get_cmap("tab10")
+    small = len(xy) <= 300
+    for c, kind in enumerate(uniq):
+        sel = np.array([k == kind for k in kinds])
+        ax.scatter(xy[sel, 0], xy[sel, 1], s=14 if small else 4, alpha=0.35,
+                   color=cmap(c % 10), label=kind if len(uniq) > 1 else "catalogue")
+    groups = [(_ids(liked), "liked", "green", "^"), (_ids(disliked), "disliked", "red", "v"),
+              (list(picks), "picks", "black", "*")]
+    for ids, label, color, marker in groups:
+        idx = [head.index_[i] for i in ids if i in head.index_]
+        if not idx:
+            continue
+        ax.scatter(xy[idx, 0], xy[idx, 1], s=150 if marker == "*" else 90, c=color,
+                   marker=marker, edgecolors="white", linewidths=0.8, label=label, zorder=3)
+        for i in idx[:12]:
+            name = _title(head, head.item_ids_[i])
+            ax.annotate(name if len(name) <= 26 else name[:25] + "…", xy[i], fontsize=7,
+                        xytext=(4, 3), textcoords="offset points", zorder=4)
+    ax.set_title(title or f"catalogue map (PCA of item vectors, {len(xy)} items)", fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def _map_coords(head: ContentRecommender) -> np.ndarray:
+    cached = getattr(head, "_map_cache", None)
+    if cached is None or len(cached) != head.n_items:
+        cached = head.map_2d()
+        head._map_cache = cached  # type: ignore[attr-defined]
+    return cached
+
+
+@register_tab("recommend", "Recommend", order=30)
+def build(ctx: AppContext) -> None:
+    """Catalogue picker, likes/dislikes or wish, diversity, results and a catalogue map."""
+
+    def _demo_head() -> ContentRecommender:
+        return fit_catalogue(ctx.encoder, demo_catalogue())
+
+    def _head(key: str | None) -> ContentRecommender:
+        if key and key in ctx.resources:
+            return ctx.resources[key]
+        return ctx.resource("recommend:demo", _demo_head)
+
+    gr.Markdown(
+        "Recommend items from a catalogue by their text. Pick items you liked (and disliked), "
+        "or type a wish in any language. Raise **diversity** to spread the picks out "
+        "(maximal marginal relevance). The demo catalogue is the project's own 110 books, "
+        "films, courses, podcasts and games; upload a CSV `id,title,description` to use yours."
+    )
+    demo_choices = [(f"{it['title']} ({it['kind']})" if it.get("kind") else it["title"], it["id"])
+                    for it in demo_catalogue()]
+    key = gr.State("")
+    with gr.Row():
+        upload = gr.File(label="Catalogue CSV (id,title,description)", file_types=[".csv"],
+                         type="filepath")
+        with gr.Column():
+            load_btn = gr.Button("Load uploaded catalogue")
+            demo_btn = gr.Button("Use demo catalogue")
+            status = gr.Markdown("Catalogue: demo (embedded on first use).")
+    with gr.Row():
+        liked = gr.Dropdown(demo_choices, value=["b001", "f008"], multiselect=True,
+                            allow_custom_value=True, label="Liked items")
+        disliked = gr.Dropdown(demo_choices, value=["f013"], multiselect=True,
+                               allow_custom_value=True, label="Disliked items")
+    wish = gr.Textbox(label="…or a wish (any language)",
+                      value="a funny space adventure for kids", max_lines=3)
+    with gr.Row():
+        diversity = gr.Slider(0.0, 1.0, value=0.0, step=0.05,
+                              label="Diversity (0 = most relevant, 1 = most diverse)")
+        k = gr.Slider(1, 20, value=8, step=1, label="How many")
+    with gr.Row():
+        go = gr.Button("Recommend from likes / dislikes", variant="primary")
+        go_text = gr.Button("Recommend from wish", variant="primary")
+    with gr.Row():
+        anchor = gr.Dropdown(demo_choices, value="f004", allow_custom_value=True, label="Item")
+        go_sim = gr.Button("Similar items")
+    table = gr.Dataframe(headers=RESULT_HEADERS, label="Recommendations", interactive=False)
+    plot = gr.Plot(label="Catalogue map")
+
+    def _pickers(head: ContentRecommender) -> tuple[Any, Any, Any]:
+        ch = choices(head)
+        return (gr.Dropdown(choices=ch, value=[]), gr.Dropdown(choices=ch, value=[]),
+                gr.Dropdown(choices=ch, value=None))
+
+    @ui_errors
+    def _load(path: str | None) -> tuple[Any, ...]:
+        if not path:
+            raise ValueError("Upload a CSV file first (columns id,title,description).")
+        items = read_catalogue_csv(path)
+        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+        rkey = f"recommend:upload:{digest}"
+        head = ctx.resource(rkey, lambda: fit_catalogue(ctx.encoder, items))
+        return (rkey, f"Catalogue: **{Path(path).name}**, {head.n_items} items.",
+                *_pickers(head), catalogue_map(head, []))
+
+    @ui_errors
+    def _demo() -> tuple[Any, ...]:
+        head = _head("")
+        return ("", f"Catalogue: demo, {head.n_items} items.", *_pickers(head),
+                catalogue_map(head, []))
+
+    @ui_errors
+    def _rec(rkey: str, lk: list[str], dl: list[str], n: float, div: float
+             ) -> tuple[Any, Any]:
+        head = _head(rkey)
+        rows, picks = recommend_from_picks(head, lk, dl, int(n), div)
+        return ({"headers": RESULT_HEADERS, "data": rows},
+                catalogue_map(head, picks, lk, dl, "picks from your likes / dislikes"))
+
+    @ui_errors
+    def _rec_text(rkey: str, text: str, n: float, div: float) -> tuple[Any, Any]:
+        head = _head(rkey)
+        rows, picks = recommend_from_text(head, text, int(n), div)
+        return ({"headers": RESULT_HEADERS, "data": rows},
+                catalogue_map(head, picks, title=f"picks for: {text[:60]}"))
+
+    @ui_errors
+    def _similar(rkey: str, item: str | None, n: float, div: float) -> tuple[Any, Any]:
+        head = _head(rkey)
+        rows, picks = similar_to(head, item, int(n), div)
+        return ({"headers": RESULT_HEADERS, "data": rows},
+                catalogue_map(head, picks, [item] if item else [], title="similar items"))
+
+    outs = [key, status, liked, disliked, anchor, plot]
+    load_btn.click(_load, inputs=upload, outputs=outs, api_name="recommend_load_catalogue")
+    demo_btn.click(_demo, outputs=outs, api_name="recommend_demo_catalogue")
+    go.click(_rec, inputs=[key, liked, disliked, k, diversity], outputs=[table, plot],
+             api_name="recommend")
+    go_text.click(_rec_text, inputs=[key, wish, k, diversity], outputs=[table, plot],
+                  api_name="recommend_text")
+    go_sim.click(_similar, inputs=[key, anchor, k, diversity], outputs=[table, plot],
+                 api_name="recommend_similar")

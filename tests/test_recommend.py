@@ -1,0 +1,359 @@
+"""Unit tests of the recommendation head, its tab handlers and its evaluation helpers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.errors import HeadFormatError, NotFittedError
+from core.heads import load_head
+from core.heads.recommend import ContentRecommender, parse_history
+
+_GROUP = {"s": "space stars galaxy alien planet rocket orbit",
+          "c": "cooking kitchen recipe food meal dish taste",
+          "m": "detective crime murder clue police secret case"}
+CATALOGUE = [
+    {"id": "s1", "title": "Voyage", "description": _GROUP["s"] + " ship"},
+    {"id": "s2", "title": "Fleet", "description": _GROUP["s"] + " battle"},
+    {"id": "s3", "title": "Moonbase", "description": _GROUP["s"] + " moon"},
+    {"id": "s4", "title": "Robots", "description": _GROUP["s"] + " robot"},
+    {"id": "c1", "title": "Pasta", "description": _GROUP["c"] + " sauce"},
+    {"id": "c2", "title": "Bread", "description": _GROUP["c"] + " flour"},
+    {"id": "c3", "title": "Soup", "description": _GROUP["c"] + " vegetables"},
+    {"id": "m1", "title": "Village", "description": _GROUP["m"] + " village"},
+    {"id": "m2", "title": "Harbour", "description": _GROUP["m"] + " harbour"},
+    {"id": "m3", "title": "Alibi", "description": _GROUP["m"] + " bank"},
+]
+SPACE = {"s1", "s2", "s3", "s4"}
+COOK = {"c1", "c2", "c3"}
+CRIME = {"m1", "m2", "m3"}
+
+
+@pytest.fixture
+def head(fake_encoder):
+    return ContentRecommender(fake_encoder, rating_center=None, content_power=1.0).fit(
+        CATALOGUE)
+
+
+def test_not_fitted(fake_encoder):
+    rec = ContentRecommender(fake_encoder)
+    for call in (lambda: rec.similar("s1"), lambda: rec.recommend(["s1"]),
+                 lambda: rec.recommend_for_text("space"), lambda: rec.save("x"),
+                 lambda: rec.fit_interactions(["u"], ["s1"], [5.0])):
+        with pytest.raises(NotFittedError):
+            call()
+
+
+def test_init_only_stores(fake_encoder):
+    rec = ContentRecommender(fake_encoder, mmr_lambda=5.0)  # validated at fit, not here
+    assert rec.mmr_lambda == 5.0
+    with pytest.raises(ValueError, match=r"mmr_lambda must be in \[0, 1\]"):
+        rec.fit(CATALOGUE)
+
+
+def test_fit_embeds_once_with_passage_role(fake_encoder, head):
+    assert head.n_items == len(CATALOGUE)
+    assert head.embeddings_.shape == (len(CATALOGUE), 32)
+    calls = fake_encoder.calls
+    ContentRecommender(fake_encoder).fit(CATALOGUE)
+    assert fake_encoder.calls == calls  # cached
+    assert head.item("s1")["text"] == "Voyage. " + _GROUP["s"] + " ship"
+    assert head.item("s1")["metadata"]["title"] == "Voyage"
+
+
+def test_fit_validation(fake_encoder):
+    rec = ContentRecommender(fake_encoder)
+    with pytest.raises(ValueError, match="duplicate item id 's1'"):
+        rec.fit([("s1", "a"), ("s1", "b")])
+    with pytest.raises(ValueError, match="at least 2 items"):
+        rec.fit([("s1", "a")])
+    with pytest.raises(TypeError, match="items must be a list"):
+        rec.fit("not a list")
+    with pytest.raises(ValueError, match="has no text"):
+        rec.fit([{"id": "a"}, {"id": "b", "text": "x"}])
+    with pytest.raises(TypeError, match="has no 'id' key"):
+        rec.fit([{"text": "a"}, {"id": "b", "text": "x"}])
+
+
+def test_similar_keys_and_neighbours(head):
+    res = head.similar("s1", k=3)
+    assert [set(r) for r in res] == [{"item_id", "score", "because"}] * 3
+    assert {r["item_id"] for r in res} <= SPACE - {"s1"}
+    assert all(r["because"] == ["s1"] for r in res)
+    scores = [r["score"] for r in res]
+    assert scores == sorted(scores, reverse=True)
+    with pytest.raises(KeyError, match="'zz' is not in the catalogue"):
+        head.similar("zz")
+    with pytest.raises(ValueError, match="k must be a positive int"):
+        head.similar("s1", k=0)
+
+
+def test_recommend_pulls_likes_pushes_dislikes_and_explains(head):
+    res = head.recommend([("s1", 1.0), ("c1", -1.0)], k=3)
+    ids = [r["item_id"] for r in res]
+    assert set(ids) <= SPACE - {"s1"}
+    assert all(r["because"] == ["s1"] for r in res)  # the disliked item never explains a pick
+    full = head.score_history([("s1", 1.0), ("c1", -1.0)])
+    # dislikes lower the cooking items compared with a like-only history
+    like_only = head.score_history([("s1", 1.0)])
+    for c in COOK - {"c1"}:
+        assert full[head.index_[c]] < like_only[head.index_[c]]
+
+
+def test_recommend_excludes_seen_and_caps_k(head):
+    hist = ["s1", "s2", "s3"]
+    res = head.recommend(hist, k=100)
+    ids = [r["item_id"] for r in res]
+    assert not set(ids) & set(hist)
+    assert len(ids) == len(CATALOGUE) - 3
+    assert len(head.recommend(hist, k=2, exclude_seen=False)) == 2
+    assert "s4" not in [r["item_id"] for r in head.recommend(hist, k=5, exclude=["s4"])]
+
+
+def test_because_names_history_items(head):
+    res = head.recommend([("s1", 1.0), ("m1", 1.0)], k=4)
+    for r in res:
+        assert r["because"], r
+        assert set(r["because"]) <= {"s1", "m1"}
+        group = SPACE if r["item_id"] in SPACE else CRIME if r["item_id"] in CRIME else None
+        if group is not None:
+            assert r["because"][0] in group
+
+
+def test_rating_centering_and_recency(fake_encoder):
+    rec = ContentRecommender(fake_encoder, rating_center="mean", content_power=1.0).fit(
+        CATALOGUE)
+    # liked space (5), disliked crime (1): centred weights +2 / -2
+    res = rec.recommend([("s1", 5.0), ("m1", 1.0)], k=3)
+    assert {r["item_id"] for r in res} <= SPACE
+    # equal ratings still count as likes instead of vanishing
+    res = rec.recommend([("c1", 4.0), ("c2", 4.0)], k=1)
+    assert res[0]["item_id"] == "c3"
+    # recency: the older like fades away
+    hist = [("s1", 1.0, 0.0), ("c1", 1.0, 1000.0)]
+    res = rec.recommend(hist, k=1, rating_center=None, recency_half_life=10.0)
+    assert res[0]["item_id"] in COOK
+    res = rec.recommend([("s1", 1.0, 1000.0), ("c1", 1.0, 0.0)], k=1, rating_center=None,
+                        recency_half_life=10.0)
+    assert res[0]["item_id"] in SPACE
+
+
+def test_parse_history_forms_and_errors():
+    h = parse_history(["a", ("b", 2), ("c", 3.5, 10), {"item_id": "d", "rating": -1},
+                       {"id": 5, "weight": 2, "timestamp": 7}])
+    assert h == [("a", 1.0, None), ("b", 2.0, None), ("c", 3.5, 10.0), ("d", -1.0, None),
+                 ("5", 2.0, 7.0)]
+    with pytest.raises(TypeError, match="history must be a list"):
+        parse_history("abc")
+    with pytest.raises(ValueError, match="must be finite"):
+        parse_history([("a", float("nan"))])
+    with pytest.raises(TypeError, match=r"history\[0\] must be an item id"):
+        parse_history([("a", 1, 2, 3)])
+
+
+def test_recommend_errors(head):
+    with pytest.raises(ValueError, match="history is empty"):
+        head.recommend([])
+    with pytest.raises(KeyError, match=r"history item\(s\) \['nope'\] are not in the catalogue"):
+        head.recommend(["nope"])
+    with pytest.raises(ValueError, match="mmr_lambda must be in"):
+        head.recommend(["s1"], mmr_lambda=1.5)
+
+
+def test_mmr_diversity(head):
+    rel = [r["item_id"] for r in head.recommend_for_text("space stars alien galaxy", k=4,
+                                                         mmr_lambda=1.0)]
+    div = [r["item_id"] for r in head.recommend_for_text("space stars alien galaxy", k=4,
+                                                         mmr_lambda=0.0)]
+    assert set(rel) <= SPACE
+    assert rel[0] == div[0]  # the best item first in both
+    groups = lambda ids: {("s" if i in SPACE else "c" if i in COOK else "m") for i in ids}  # noqa: E731
+    assert len(groups(div)) >= 3 > len(groups(rel))
+
+
+def test_recommend_for_text_single_and_list(head):
+    one = head.recommend_for_text("cooking kitchen recipe food", k=2)
+    assert isinstance(one, list) and one[0]["item_id"] in COOK and one[0]["because"] == []
+    many = head.recommend_for_text(["kitchen recipe meal dish", "detective murder police clue"],
+                                   k=1)
+    assert len(many) == 2
+    assert many[0][0]["item_id"] in COOK and many[1][0]["item_id"] in CRIME
+    with pytest.raises(ValueError, match="empty or whitespace"):
+        head.recommend_for_text("  ")
+
+
+def test_hybrid_uses_interactions_and_keeps_cold_items(fake_encoder):
+    rec = ContentRecommender(fake_encoder, content_power=1.0, cf_weight=0.9,
+                             popularity_weight=0.0, shrinkage=0.0).fit(CATALOGUE)
+    # users who like s1 also like c1 (collaborative evidence unrelated to text)
+    users, items, ratings = [], [], []
+    for u in range(6):
+        users += [f"u{u}", f"u{u}", f"u{u}"]
+        items += ["s1", "c1", "m3"]
+        ratings += [5.0, 5.0, 1.0]
+    rec.fit_interactions(users, items, ratings, list(range(len(users))))
+    assert rec.is_hybrid
+    top = rec.recommend([("s1", 5.0), ("m2", 2.0)], k=1)[0]
+    assert top["item_id"] == "c1"
+    assert "s1" in top["because"]
+    # cold items (nobody rated them) are still recommended through their text
+    res = rec.recommend([("s2", 5.0), ("m2", 1.0)], k=6)
+    assert {"s3", "s4"} & {r["item_id"] for r in res}
+    with pytest.raises(ValueError, match="equal length"):
+        rec.fit_interactions(["a"], ["s1", "s2"], [1.0])
+    with pytest.raises(ValueError, match="none of the 1 interactions"):
+        rec.fit_interactions(["a"], ["zz"], [1.0])
+
+
+def test_save_load_round_trip(fake_encoder, tmp_path: Path):
+    rec = ContentRecommender(fake_encoder, cf_weight=0.6).fit(CATALOGUE)
+    rec.fit_interactions(["a", "a", "b", "b"], ["s1", "s2", "s1", "s3"], [5, 4, 5, 2])
+    rec.save(tmp_path / "rec")
+    assert (tmp_path / "rec" / "model.safetensors").is_file()
+    cfg = json.loads((tmp_path / "rec" / "config.json").read_text())
+    assert cfg["head"] == "recommender" and cfg["item_ids"][0] == "s1"
+    back = ContentRecommender.load(tmp_path / "rec", encoder=fake_encoder)
+    assert back.get_params() == rec.get_params()
+    assert back.is_hybrid and back.item_ids_ == rec.item_ids_
+    np.testing.assert_array_equal(back.embeddings_, rec.embeddings_)
+    hist = [("s1", 5.0), ("c1", 1.0)]
+    assert back.recommend(hist, k=4) == rec.recommend(hist, k=4)
+    again = load_head(tmp_path / "rec", encoder=fake_encoder)
+    assert isinstance(again, ContentRecommender)
+    # content-only head round trip
+    plain = ContentRecommender(fake_encoder).fit(CATALOGUE)
+    plain.save(tmp_path / "plain")
+    assert not ContentRecommender.load(tmp_path / "plain", fake_encoder).is_hybrid
+    with pytest.raises(HeadFormatError):
+        ContentRecommender.load(tmp_path / "missing", fake_encoder)
+
+
+def test_large_catalogue_blockwise(fake_encoder):
+    """100,000 items: scoring is block-wise and the CF matrix sparse (no n x n array)."""
+    rng = np.random.default_rng(0)
+    n = 100_000
+    rec = ContentRecommender(fake_encoder, block_size=16384, neighbors=20)
+    emb = rng.standard_normal((n, 32)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    ids = [f"i{i}" for i in range(n)]
+    rec._set_catalogue(ids, ["t"] * n, [{}] * n, emb)
+    rec._clear_interactions()
+    users = rng.integers(0, 2000, 60_000)
+    items = rng.integers(0, 5000, 60_000)  # only part of the catalogue is rated
+    rec.fit_interactions(users.tolist(), [ids[i] for i in items], rng.integers(1, 6, 60_000)
+                         .astype(float).tolist())
+    assert rec.cf_data_ is not None and len(rec.cf_data_) <= 5000 * 20
+    res = rec.recommend([("i1", 5.0), ("i2", 1.0), ("i70000", 4.0)], k=10, mmr_lambda=0.7)
+    assert len(res) == 10 and len({r["item_id"] for r in res}) == 10
+    assert rec.map_2d().shape == (n, 2)
+
+
+def test_params_and_set_params(fake_encoder):
+    rec = ContentRecommender(fake_encoder)
+    assert rec.set_params(cf_weight=0.2) is rec and rec.cf_weight == 0.2
+    with pytest.raises(ValueError, match="unknown parameter 'foo'"):
+        rec.set_params(foo=1)
+    with pytest.raises(ValueError, match="rating_center must be None, 'mean' or a number"):
+        rec.set_params(rating_center="median")
+
+
+# ----------------------------------------------------------------- tab handlers
+def test_demo_catalogue_and_csv_reader(tmp_path: Path):
+    from apps.tabs.recommend import demo_catalogue, read_catalogue_csv
+
+    items = demo_catalogue()
+    assert len(items) >= 100
+    assert all(it["title"] and it["description"] for it in items)
+    kinds = {it["kind"] for it in items}
+    assert {"book", "film", "course"} <= kinds
+    p = tmp_path / "c.csv"
+    p.write_text("id,title,description,year\n1,A,first,2001\n2,B,second,2002\n")
+    got = read_catalogue_csv(p)
+    assert got[0] == {"id": "1", "title": "A", "description": "first", "year": "2001"}
+    p.write_text("id,name\n1,A\n")
+    with pytest.raises(ValueError, match=r"lacks the column\(s\) \['title', 'description'\]"):
+        read_catalogue_csv(p)
+    p.write_text("id,title,description\n1,A,x\n1,B,y\n")
+    with pytest.raises(ValueError, match="duplicate id '1'"):
+        read_catalogue_csv(p)
+    with pytest.raises(ValueError, match="not UTF-8"):
+        read_catalogue_csv(b"id,title,description\n1,\xff\xfe,x\n2,b,c\n")
+
+
+def test_tab_handlers(fake_encoder):
+    from apps.tabs.recommend import (
+        RESULT_HEADERS,
+        catalogue_map,
+        fit_catalogue,
+        recommend_from_picks,
+        recommend_from_text,
+        similar_to,
+    )
+
+    head = fit_catalogue(fake_encoder, [dict(it, kind="x") for it in CATALOGUE])
+    rows, picks = recommend_from_picks(head, ["s1"], ["c1"], k=3, diversity=0.0)
+    assert len(rows) == 3 and len(rows[0]) == len(RESULT_HEADERS)
+    assert set(picks) <= SPACE
+    assert rows[0][5] == "Voyage"  # because, as titles
+    with pytest.raises(ValueError, match="Pick at least one liked item"):
+        recommend_from_picks(head, [], None)
+    with pytest.raises(ValueError, match="both liked and disliked"):
+        recommend_from_picks(head, ["s1"], ["s1"])
+    rows, picks = recommend_from_text(head, "detective crime police clue", k=2, diversity=0.5)
+    assert picks[0] in CRIME
+    with pytest.raises(ValueError, match="Type a wish first"):
+        recommend_from_text(head, " ")
+    rows, picks = similar_to(head, "c1", k=2)
+    assert set(picks) <= COOK
+    fig = catalogue_map(head, picks, ["c1"], ["s1"])
+    assert len(fig.axes) == 1
+
+
+def test_app_builds_with_tab():
+    from apps.app import build_demo
+    from apps.ui import TABS
+
+    build_demo()
+    assert "recommend" in TABS.names()
+
+
+# ------------------------------------------------------------- evaluation helpers
+def test_temporal_split_and_metrics():
+    from core.evaluation.tasks.recommendation import evaluate_scores, temporal_split
+
+    dt = np.dtype([("user", np.int64), ("item", np.int64), ("rating", np.float32),
+                   ("timestamp", np.int64)])
+    rows = [(1, i, 5.0 if i in (3, 4) else 3.0, 10 * i) for i in range(5)]
+    rows += [(2, i, 4.0, 100 - i) for i in range(5)]  # user 2 rated in reverse time
+    split = temporal_split(np.array(rows, dtype=dt), n_items=6)
+    assert split.relevant == {1: {4}, 2: {0}}
+    assert list(split.history[1][0]) == [0, 1, 2, 3]
+    assert split.cold == {5}  # item 5 nobody rated; items 0 and 4 are rated in training
+    perfect = evaluate_scores(split, lambda u: np.eye(6)[4 if u == 1 else 0], 6)
+    assert perfect["ndcg@10"][0] == pytest.approx(1.0)
+    assert perfect["mrr"][0] == pytest.approx(1.0)
+    assert perfect["hit_rate@10"] == (1.0, 2)
+    worst = evaluate_scores(split, lambda u: -np.eye(6)[4 if u == 1 else 0], 6)
+    assert worst["mrr"][0] < 1.0 and worst["ndcg@10"][0] < 1.0
+
+
+def test_trend_prior_and_its_round_trip(fake_encoder, tmp_path: Path):
+    rec = ContentRecommender(fake_encoder, cf_weight=0.5, popularity_weight=0.0,
+                             trend_weight=5.0, trend_window=10.0).fit(CATALOGUE)
+    # m3 was popular long ago, c3 recently
+    users = [f"u{i}" for i in range(8)]
+    rec.fit_interactions(users, ["m3"] * 4 + ["c3"] * 4, [4.0] * 8,
+                         [0, 1, 2, 3, 100, 101, 102, 103])
+    recent = rec.trend_scores(103.0)
+    old = rec.trend_scores(5.0)
+    assert recent is not None and old is not None
+    assert recent[rec.index_["c3"]] == 1.0 and recent[rec.index_["m3"]] == 0.0
+    assert old[rec.index_["m3"]] == 1.0 and old[rec.index_["c3"]] == 0.0
+    assert rec.recommend([("s1", 5.0, 103.0)], k=1)[0]["item_id"] == "c3"
+    assert rec.recommend([("s1", 5.0, 5.0)], k=1)[0]["item_id"] == "m3"
+    rec.save(tmp_path / "t")
+    back = ContentRecommender.load(tmp_path / "t", fake_encoder)
+    np.testing.assert_array_equal(back.trend_scores(103.0), recent)
