@@ -12,7 +12,7 @@ import pkgutil
 
 import gradio as gr
 
-from apps.ui import TABS, AppContext
+from apps.ui import TABS, AppContext, server_stats
 from core.encoders import DEFAULT_ENCODER
 
 __all__ = ["build_demo", "discover_tabs"]
@@ -45,4 +45,11 @@ def build_demo(encoder_name: str = DEFAULT_ENCODER, ctx: AppContext | None = Non
         for _, spec in sorted(TABS.items(), key=lambda kv: kv[1].order):
             with gr.Tab(spec.title):
                 spec.build(ctx)
+        # server-side handler timings for benchmarks/load.py (no UI element)
+        gr.api(_stats, api_name="server_stats")
     return demo
+
+
+def _stats() -> dict[str, dict[str, float]]:
+    """Server-side time per handler: count, p50 and p95 in milliseconds."""
+    return server_stats()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import collections
 import functools
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+
+import numpy as np
 
 from core.encoders import DEFAULT_ENCODER, get_encoder
 from core.encoders.base import BaseEncoder
@@ -18,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-__all__ = ["TABS", "AppContext", "TabSpec", "register_tab", "ui_errors"]
+__all__ = ["TABS", "AppContext", "TabSpec", "register_tab", "server_stats", "ui_errors"]
 
 #: Limits applied to user input in the app (issue: resource limits).
 MAX_TEXT_CHARS = 20_000
@@ -75,16 +79,37 @@ def register_tab(name: str, title: str, order: int) -> Callable[[Callable[[AppCo
     return deco
 
 
+_STATS: dict[str, collections.deque[float]] = collections.defaultdict(
+    lambda: collections.deque(maxlen=20_000))
+_STATS_LOCK = threading.Lock()
+
+
+def server_stats() -> dict[str, dict[str, float]]:
+    """Server-side handler times: count, p50 and p95 in milliseconds per handler."""
+    with _STATS_LOCK:
+        snap = {k: list(v) for k, v in _STATS.items()}
+    out = {}
+    for name, times in sorted(snap.items()):
+        arr = np.asarray(times) * 1000
+        out[name] = {"count": len(arr), "p50_ms": round(float(np.percentile(arr, 50)), 2),
+                     "p95_ms": round(float(np.percentile(arr, 95)), 2)}
+    return out
+
+
 def ui_errors(fn: F) -> F:
     """Turn domain errors into ``gr.Error`` (a readable message in the page) at the UI edge.
 
     Unexpected exceptions are logged with their traceback server-side and shown
-    as a short message, never as a stack trace.
+    as a short message, never as a stack trace. The handler's run time is recorded
+    for :func:`server_stats`.
     """
     import gradio as gr
 
+    name = fn.__name__
+
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
         try:
             return fn(*args, **kwargs)
         except gr.Error:
@@ -96,5 +121,8 @@ def ui_errors(fn: F) -> F:
             logger.exception("unexpected error in %s", fn.__name__)
             raise gr.Error(f"Something went wrong ({type(exc).__name__}); the details are in "
                            f"the server log. The app keeps running.") from None
+        finally:
+            with _STATS_LOCK:
+                _STATS[name].append(time.perf_counter() - t0)
 
     return wrapper  # type: ignore[return-value]
