@@ -63,3 +63,21 @@ def test_inside_tab_handlers(fake_encoder: FakeEncoder) -> None:
         text_map(fake_encoder, "a | x\nb | y")
     with pytest.raises(ValueError, match="has a label but no text"):
         parse_labelled("a |")
+
+
+def test_recommend_tab_explains_picks_with_taste_words(fake_encoder: FakeEncoder) -> None:
+    from apps.tabs.recommend import fit_catalogue, recommend_from_picks
+
+    items = [
+        {"id": "a", "title": "Rocket", "description": "rocket rocket moon launch crew"},
+        {"id": "b", "title": "Moon", "description": "a rocket to the moon and stars"},
+        {"id": "c", "title": "Cake", "description": "sugar flour butter oven"},
+        {"id": "d", "title": "Bread", "description": "flour water salt oven"},
+    ]
+    head = fit_catalogue(fake_encoder, items)
+    rows, picks = recommend_from_picks(head, ["a"], None, k=2)
+    words = {r[1]: r[6] for r in rows}
+    text_b = head.texts_[head.index_["b"]]
+    assert "b" in words and words["b"]
+    assert all(w in text_b for w in words["b"].split(", "))  # words come from the item's text
+    assert words["b"].split(", ")[0] in {"rocket", "moon"}  # shared with the liked item

@@ -20,12 +20,13 @@ import numpy as np
 
 from apps.ui import MAX_TEXT_CHARS, MAX_UPLOAD_BYTES, AppContext, register_tab, ui_errors
 from core.encoders.base import Encoder
+from core.explain import closest_words
 from core.heads.recommend import ContentRecommender
 
 DEMO_CATALOGUE = Path(__file__).resolve().parents[2] / "core" / "assets" / "demo_catalogue.csv"
 #: Uploaded catalogues are embedded in the app; larger ones belong in the Python API / CLI.
 MAX_CATALOGUE_ITEMS = 5_000
-RESULT_HEADERS = ["rank", "id", "title", "kind", "score", "because"]
+RESULT_HEADERS = ["rank", "id", "title", "kind", "score", "because", "words close to your taste"]
 REQUIRED_COLUMNS = ("id", "title", "description")
 
 
@@ -123,13 +124,43 @@ def _ids(values: list[str] | str | None) -> list[str]:
     return [v for v in values if v]
 
 
-def _rows(head: ContentRecommender, results: list[dict[str, Any]]) -> list[list[Any]]:
+def taste_words(head: ContentRecommender, item_ids: list[str], profile: np.ndarray | None,
+                top: int = 4) -> list[str]:
+    """For each item, the words of its text closest to ``profile`` (the user's taste).
+
+    The profile lives in the encoder's passage space (a weighted sum of the liked
+    items' vectors, or a wish's vector); token vectors of the item's text are compared
+    with it (see :func:`core.explain.closest_words`). Encoders without token
+    embeddings give empty strings.
+    """
+    if profile is None or not head._encoder().has_token_embeddings or not item_ids:
+        return ["" for _ in item_ids]
+    out = []
+    for iid in item_ids:
+        words = closest_words(head._encoder(), head.texts_[head.index_[iid]], profile, top=top)
+        out.append(", ".join(w["word"] for w in words))
+    return out
+
+
+def profile_vector(head: ContentRecommender, weights: dict[str, float]) -> np.ndarray | None:
+    """Weighted sum of the items' passage embeddings (``None`` if it vanishes)."""
+    v = sum(float(w) * head.embeddings_[head.index_[i]] for i, w in weights.items())
+    if isinstance(v, (int, float)):
+        return None
+    n = float(np.linalg.norm(v))
+    return None if n < 1e-9 else (v / n).astype(np.float32)
+
+
+def _rows(head: ContentRecommender, results: list[dict[str, Any]],
+          profile: np.ndarray | None = None) -> list[list[Any]]:
+    ids = [r["item_id"] for r in results]
+    words = taste_words(head, ids, profile)
     rows = []
-    for rank, r in enumerate(results, 1):
+    for rank, (r, wd) in enumerate(zip(results, words, strict=True), 1):
         meta = head.metadata_[head.index_[r["item_id"]]]
         because = "; ".join(_title(head, b) for b in r["because"])
         rows.append([rank, r["item_id"], _title(head, r["item_id"]), str(meta.get("kind", "")),
-                     round(r["score"], 4), because])
+                     round(r["score"], 4), because, wd])
     return rows
 
 
@@ -155,7 +186,8 @@ def recommend_from_picks(head: ContentRecommender, liked: list[str] | None,
     history = [(i, 1.0) for i in like] + [(i, -1.0) for i in dislike]
     res = head.recommend(history, k=int(k), mmr_lambda=1.0 - float(diversity),
                          rating_center=None)
-    return _rows(head, res), [r["item_id"] for r in res]
+    profile = profile_vector(head, {i: w for i, w in history})
+    return _rows(head, res, profile), [r["item_id"] for r in res]
 
 
 def recommend_from_text(head: ContentRecommender, wish: str, k: int = 8,
@@ -169,7 +201,8 @@ def recommend_from_text(head: ContentRecommender, wish: str, k: int = 8,
                          f"{MAX_TEXT_CHARS:,}.")
     res: list[dict[str, Any]] = head.recommend_for_text(  # type: ignore[assignment]
         wish, k=int(k), mmr_lambda=1.0 - float(diversity))
-    return _rows(head, res), [r["item_id"] for r in res]
+    wish_vec = head._encoder().encode(wish, role="query")
+    return _rows(head, res, wish_vec), [r["item_id"] for r in res]
 
 
 def similar_to(head: ContentRecommender, item_id: str | None, k: int = 8,
