@@ -130,7 +130,8 @@ def closest_words(encoder: Encoder, text: str, vector: np.ndarray, *, role: Role
     """The words of ``text`` whose token vectors are closest (cosine) to ``vector``.
 
     Sub-word tokens are merged back into the words of :func:`word_spans`; a word's
-    score is the best of its tokens.
+    score is the best of its tokens. Repeats, punctuation and words of one or two
+    letters are skipped.
     """
     te = encoder.encode_tokens(check_text(text, "text"), role=role)
     if not isinstance(te, TokenEmbeddings):  # a str in gives one result
@@ -149,6 +150,15 @@ def closest_words(encoder: Encoder, text: str, vector: np.ndarray, *, role: Role
             if ts < e and tend > s:
                 best[(s, e)] = max(best.get((s, e), -1.0), float(sc))
     ranked = sorted(best.items(), key=lambda kv: -kv[1])
-    out = [{"word": text[s:e], "start": s, "end": e, "score": round(sc, 4)}
-           for (s, e), sc in ranked if any(ch.isalnum() for ch in text[s:e])]
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for (s, e), sc in ranked:
+        word = text[s:e]
+        key = word.lower()
+        # skip punctuation, repeats and 1-2 letter function words (CJK characters stay)
+        if key in seen or not any(ch.isalnum() for ch in word) or (
+                len(word) < 3 and not any(_is_cjk(ch) for ch in word)):
+            continue
+        seen.add(key)
+        out.append({"word": word, "start": s, "end": e, "score": round(sc, 4)})
     return out[:top]

@@ -306,7 +306,8 @@ def build(ctx: AppContext) -> None:
     with gr.Row():
         anchor = gr.Dropdown(demo_choices, value="f004", allow_custom_value=True, label="Item")
         go_sim = gr.Button("Similar items")
-    table = gr.Dataframe(headers=RESULT_HEADERS, label="Recommendations", interactive=False)
+    table = gr.Dataframe(headers=RESULT_HEADERS, label="Recommendations", interactive=False,
+                         elem_id="recommend-results")
     plot = gr.Plot(label="Catalogue map")
 
     def _pickers(head: ContentRecommender) -> tuple[Any, Any, Any]:

@@ -96,3 +96,22 @@ def page(browser: Any, app_url: str, tmp_path: Path) -> Iterator[Any]:
 def open_tab(page: Any, title: str) -> None:
     """Click the tab whose label is ``title``."""
     page.get_by_role("tab", name=title).click()
+
+
+def table_rows(page: Any, elem_id: str, min_rows: int = 1, timeout_s: float = 180
+               ) -> list[list[str]]:
+    """The body rows of the gr.Dataframe with ``elem_id``, as lists of cell texts.
+
+    Waits until at least ``min_rows`` rows hold text.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        rows = page.locator(f"#{elem_id} [role=row]")
+        out = []
+        for i in range(rows.count()):
+            cells = [c.strip() for c in rows.nth(i).locator("[role=gridcell]").all_inner_texts()]
+            if any(cells):
+                out.append(cells)
+        if len(out) >= min_rows or time.monotonic() > deadline:
+            return out
+        page.wait_for_timeout(500)

@@ -1,0 +1,310 @@
+"""The "Sentiment" tab: classify text with the shipped head, or train your own from a CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+
+from apps.tabs.encoder import split_lines
+from apps.ui import MAX_BATCH, MAX_UPLOAD_BYTES, AppContext, register_tab, ui_errors
+from core.encoders.base import Encoder
+from core.heads.sentiment import SentimentClassifier, load_default
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["classify", "parse_csv", "plot_confusion", "plot_probabilities", "train_from_csv"]
+
+EXAMPLES = [
+    "A gorgeous, witty, seductive movie.",
+    "The plot is thin and the jokes fall flat.",
+    "Ein wunderbarer Film, ich habe jede Minute genossen.",
+    "Un film ennuyeux et beaucoup trop long.",
+    "La película es preciosa y muy emocionante.",
+    "这部电影太无聊了，浪费时间。",
+]
+
+#: Most rows a CSV may have for training in the browser (larger sets: use the CLI).
+MAX_TRAIN_ROWS = 20_000
+#: Most rows for the attention kind in the browser (it encodes every token state).
+MAX_ATTENTION_ROWS = 5_000
+#: Fewest rows per class for a held-out split.
+MIN_PER_CLASS = 2
+
+
+def classify(head: SentimentClassifier, text: str) -> tuple[list[list[Any]], Any]:
+    """Label and score for each line of ``text``, and a bar chart of class probabilities.
+
+    Returns:
+        Rows ``[text, label, score]`` and a matplotlib figure.
+    """
+    lines = split_lines(text)
+    proba = np.atleast_2d(head.predict_proba(lines))
+    rows = [[ln, head.classes_[int(p.argmax())], round(float(p.max()), 4)]
+            for ln, p in zip(lines, proba, strict=True)]
+    return rows, plot_probabilities(lines, proba, list(head.classes_))
+
+
+def _short(text: str, n: int = 40) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def plot_probabilities(texts: list[str], proba: np.ndarray, classes: list[str]) -> Any:
+    """Horizontal stacked bars: one bar per text, one colour per class."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(texts)
+    fig, ax = plt.subplots(figsize=(7.5, 1.0 + 0.45 * n))
+    left = np.zeros(n)
+    cmap = plt.get_cmap("RdYlGn" if len(classes) == 2 else "tab10")
+    for k, c in enumerate(classes):
+        color = cmap(0.15 + 0.7 * k / max(len(classes) - 1, 1)) if len(classes) == 2 else cmap(k)
+        ax.barh(range(n), proba[:, k], left=left, color=color, label=c)
+        for i in range(n):
+            if proba[i, k] >= 0.12:
+                ax.text(left[i] + proba[i, k] / 2, i, f"{proba[i, k]:.2f}", ha="center",
+                        va="center", fontsize=8)
+        left += proba[:, k]
+    ax.set_yticks(range(n), [_short(t) for t in texts], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("probability")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.3 / max(n, 1)),
+              ncol=min(len(classes), 5), fontsize=8, frameon=False)
+    with warnings.catch_warnings():  # scripts the default font lacks (CJK) draw as boxes
+        warnings.simplefilter("ignore", UserWarning)
+        fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def parse_csv(path: str | Path | None) -> tuple[list[str], list[str], int]:
+    """Read an uploaded ``text,label`` CSV.
+
+    Returns:
+        Texts, labels, and the number of rows skipped (empty text or label).
+
+    Raises:
+        ValueError: No file, too large, binary / not UTF-8, no ``text`` and ``label``
+            columns, no usable rows, too many rows, one class only, or a class with
+            fewer than two examples.
+    """
+    if path is None or not str(path).strip():
+        raise ValueError("No file uploaded: upload a CSV file with the columns 'text' and 'label'.")
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"The upload {p.name} could not be read; upload it again.")
+    size = p.stat().st_size
+    if size == 0:
+        raise ValueError("The uploaded file is empty: it needs a header 'text,label' and one "
+                         "labelled example per row.")
+    if size > MAX_UPLOAD_BYTES:
+        raise ValueError(f"The file has {size / 1e6:.1f} MB; the app takes at most "
+                         f"{MAX_UPLOAD_BYTES / 1e6:.0f} MB. Train larger sets with the CLI "
+                         f"(`embedsuite train-sentiment`).")
+    raw = p.read_bytes()
+    if b"\x00" in raw[:65536]:
+        raise ValueError(f"{p.name} is a binary file, not a CSV: upload a UTF-8 text file with "
+                         f"the columns 'text' and 'label'.")
+    try:
+        content = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValueError(f"{p.name} is not UTF-8 text: save it as a UTF-8 CSV with the columns "
+                         f"'text' and 'label'.") from None
+    try:
+        dialect: Any = csv.Sniffer().sniff(content[:8192], delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    reader = csv.reader(io.StringIO(content), dialect)
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise ValueError("The uploaded file is empty: it needs a header 'text,label' and "
+                             "one labelled example per row.")
+        cols = [h.strip().lower() for h in header]
+        if "text" not in cols or "label" not in cols:
+            raise ValueError(
+                f"The CSV needs the columns 'text' and 'label' in its header row; found "
+                f"{', '.join(repr(h) for h in header[:8]) or 'none'}. Example:\n"
+                f"text,label\n\"A wonderful film\",positive\n\"Dull and too long\",negative"
+            )
+        ti, li = cols.index("text"), cols.index("label")
+        texts: list[str] = []
+        labels: list[str] = []
+        skipped = 0
+        for row in reader:
+            if len(row) <= max(ti, li) or not row[ti].strip() or not row[li].strip():
+                skipped += int(any(c.strip() for c in row))
+                continue
+            texts.append(row[ti].strip())
+            labels.append(row[li].strip())
+    except csv.Error as exc:
+        raise ValueError(f"{p.name} is not a valid CSV ({exc}); expected the columns "
+                         f"'text' and 'label'.") from None
+    if not texts:
+        raise ValueError("The CSV has a header but no row with both a text and a label.")
+    if len(texts) > MAX_TRAIN_ROWS:
+        raise ValueError(f"The CSV has {len(texts):,} rows; the app trains on at most "
+                         f"{MAX_TRAIN_ROWS:,}. Use `embedsuite train-sentiment` for more.")
+    counts = {c: labels.count(c) for c in sorted(set(labels))}
+    if len(counts) < 2:
+        raise ValueError(f"The CSV has only one class ({next(iter(counts))!r}); a classifier "
+                         f"needs examples of at least two labels.")
+    few = {c: n for c, n in counts.items() if n < MIN_PER_CLASS}
+    if few:
+        raise ValueError(f"Each label needs at least {MIN_PER_CLASS} examples (one to train, "
+                         f"one to test); too few for: {few}.")
+    return texts, labels, skipped
+
+
+def _split(labels: list[str], test_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """A stratified train / held-out split (at least one held-out example per class)."""
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for c in sorted(set(labels)):
+        idx = rng.permutation([i for i, y in enumerate(labels) if y == c]).tolist()
+        k = min(max(1, round(len(idx) * test_fraction)), len(idx) - 1)
+        test += idx[:k]
+        train += idx[k:]
+    return sorted(train), sorted(test)
+
+
+def plot_confusion(matrix: np.ndarray, classes: list[str]) -> Any:
+    """A confusion matrix (rows: true label, columns: predicted) as a heat map."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k = len(classes)
+    fig, ax = plt.subplots(figsize=(2.0 + 0.8 * k, 1.6 + 0.7 * k))
+    ax.imshow(matrix, cmap="Blues")
+    names = [_short(c, 16) for c in classes]
+    ax.set_xticks(range(k), names, rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(k), names, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    top = matrix.max() if matrix.size else 0
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", fontsize=9,
+                    color="white" if matrix[i, j] > top / 2 else "black")
+    ax.set_title("held-out confusion matrix", fontsize=9)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def train_from_csv(encoder: Encoder, path: str | Path | None, kind: str = "linear", *,
+                   test_fraction: float = 0.2, seed: int = 0, out_dir: str | Path | None = None
+                   ) -> tuple[SentimentClassifier, dict[str, Any], Any, str]:
+    """Train a classifier on an uploaded CSV, measure it on a held-out split, save it.
+
+    The returned head is refitted on all rows after measuring.
+
+    Returns:
+        The head, a JSON-ready report (accuracy, counts, confusion matrix), the
+        confusion-matrix figure, and the path of a zip of the saved head folder.
+    """
+    texts, labels, skipped = parse_csv(path)
+    if kind == "attention" and len(texts) > MAX_ATTENTION_ROWS:
+        raise ValueError(f"The attention head trains on at most {MAX_ATTENTION_ROWS:,} rows in "
+                         f"the app ({len(texts):,} given); choose 'linear' or use "
+                         f"`embedsuite train-sentiment --kind attention`.")
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction}")
+    tr, te = _split(labels, test_fraction, seed)
+    head = SentimentClassifier(encoder, kind=kind, random_state=seed)
+    head.fit([texts[i] for i in tr], [labels[i] for i in tr])
+    proba = np.atleast_2d(head.predict_proba([texts[i] for i in te]))
+    pred = [head.classes_[int(k)] for k in proba.argmax(1)]
+    classes = sorted(set(labels))
+    matrix = np.zeros((len(classes), len(classes)), np.int64)
+    for i, p in zip(te, pred, strict=True):
+        matrix[classes.index(labels[i]), classes.index(p)] += 1
+    acc = float(np.trace(matrix) / max(matrix.sum(), 1))
+    head = SentimentClassifier(encoder, kind=kind, random_state=seed).fit(texts, labels)
+    out = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="sentiment-"))
+    folder = head.save(out / "sentiment-head")
+    zip_path = shutil.make_archive(str(out / "sentiment-head"), "zip", root_dir=folder)
+    report = {
+        "held_out_accuracy": round(acc, 4),
+        "n_train": len(tr),
+        "n_held_out": len(te),
+        "rows_skipped": skipped,
+        "classes": {c: labels.count(c) for c in classes},
+        "kind": head.head_kind,
+        "confusion_matrix": matrix.tolist(),
+        "note": "held-out accuracy of a head trained on the other rows; the saved head is "
+                "then trained on all rows",
+    }
+    return head, report, plot_confusion(matrix, classes), zip_path
+
+
+@register_tab("sentiment", "Sentiment", order=10)
+def build(ctx: AppContext) -> None:
+    """Classify text with the shipped SST-2 head, or train and use a custom one."""
+    gr.Markdown(
+        "Sentiment of each line (any language: the head was trained on English SST-2 movie "
+        f"reviews, the encoder is multilingual). Up to {MAX_BATCH} lines at once."
+    )
+    custom = gr.State(None)
+    with gr.Row():
+        text = gr.Textbox(label="Text (one per line)", lines=5, value="\n".join(EXAMPLES[:3]),
+                          scale=3)
+        which = gr.Radio(["default (SST-2)", "custom (trained below)"],
+                         value="default (SST-2)", label="Head", scale=1)
+    go = gr.Button("Classify", variant="primary")
+    gr.Examples([[e] for e in EXAMPLES], inputs=[text], label="Examples")
+    table = gr.Dataframe(headers=["text", "label", "score"], label="Predictions",
+                         interactive=False)
+    plot = gr.Plot(label="Class probabilities")
+
+    gr.Markdown("### Train a custom classifier\nUpload a CSV with the columns `text` and "
+                "`label` (any label names, two or more). 20 % of each class is held out to "
+                "measure accuracy, then the head is trained on all rows; it is used at once "
+                "above (choose *custom*) and offered as a zip.")
+    with gr.Row():
+        upload = gr.File(label="CSV (text,label)", file_types=[".csv", ".tsv", ".txt"],
+                         type="filepath")
+        kind = gr.Radio(["linear", "attention"], value="linear",
+                        label="Head kind (linear: seconds; attention: slower, stronger)")
+    train = gr.Button("Train", variant="primary")
+    with gr.Row():
+        report = gr.JSON(label="Held-out result")
+        confusion = gr.Plot(label="Confusion matrix")
+    download = gr.File(label="Saved head (zip)", interactive=False)
+
+    def _default() -> SentimentClassifier:
+        return ctx.resource("sentiment:default", lambda: load_default(ctx.encoder))
+
+    @ui_errors
+    def _classify(t: str, w: str, head: SentimentClassifier | None) -> tuple[Any, Any]:
+        if w.startswith("custom"):
+            if head is None:
+                raise ValueError("No custom head yet: upload a CSV and press Train first, or "
+                                 "choose the default head.")
+        else:
+            head = _default()
+        rows, fig = classify(head, t)
+        return rows, fig
+
+    @ui_errors
+    def _train(path: str | None, k: str) -> tuple[Any, Any, Any, str, Any]:
+        head, rep, fig, zip_path = train_from_csv(ctx.encoder, path, k)
+        return head, rep, fig, zip_path, gr.update(value="custom (trained below)")
+
+    go.click(_classify, inputs=[text, which, custom], outputs=[table, plot], api_name="sentiment")
+    train.click(_train, inputs=[upload, kind], outputs=[custom, report, confusion, download, which],
+                api_name="sentiment_train")

@@ -1,0 +1,158 @@
+"""Task ``sentiment``: SST-2 accuracy of the sentiment heads, full data and 8-shot.
+
+Records:
+
+* ``sst2/<head kind>`` ``accuracy``: trained on ``sentiment-train.tsv`` (phrases),
+  tested on ``sentiment-test.tsv`` (1,821 sentences), for each head kind the
+  encoder supports (``sentiment-attention`` needs token embeddings).
+* ``sst2-8shot`` ``accuracy_mean`` / ``accuracy_std``: 8 examples per class drawn
+  from train, 10 seeds (MTEB's classification protocol), with the linear head's
+  few-shot recipe (logistic regression + centroids + label-name prior).
+* ``sst2-8shot/mteb-lr`` ``accuracy_mean`` / ``accuracy_std``: the same draws with
+  plain ``LogisticRegression(max_iter=100)``, the MTEB reference.
+* ``sst2-0shot`` ``accuracy``: no example at all, only the label names
+  ("negative", "positive") encoded as passages: the share of the 8-shot result
+  that the label-name prior alone gives.
+
+Options (``ctx.options``): ``kinds`` (list of ``linear``/``attention``), ``shots``
+(default 8), ``experiments`` (default 10).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.encoders.base import Encoder
+from core.evaluation.harness import TASKS, TaskContext, make_record
+
+logger = logging.getLogger(__name__)
+
+#: SST-2's labels: 0 = negative, 1 = positive.
+SST2_LABELS = {0: "negative", 1: "positive"}
+
+
+def read_sst2(path: Path, limit: int | None = None, seed: int = 0, *, unique: bool = False
+              ) -> tuple[list[str], list[str]]:
+    """Read ``sentence<TAB>label`` lines; labels become ``negative`` / ``positive``.
+
+    Args:
+        path: The TSV file.
+        limit: Keep a seeded random sample of this many rows (the first ``limit`` of a
+            seeded permutation, so a larger limit extends a smaller one).
+        seed: Seed of the sample.
+        unique: Drop repeated texts (the first label is kept).
+    """
+    texts: list[str] = []
+    labels: list[str] = []
+    seen: set[str] = set()
+    with open(path, encoding="utf-8") as fh:
+        for n, raw in enumerate(fh, 1):
+            line = raw.rstrip("\r\n")
+            if not line.strip():
+                continue
+            text, sep, lab = line.rpartition("\t")
+            if not sep or lab.strip() not in ("0", "1"):
+                raise ValueError(f"{path}:{n}: expected 'sentence<TAB>0|1', got {line[:80]!r}")
+            text = text.strip()
+            if not text or (unique and text in seen):
+                continue
+            seen.add(text)
+            texts.append(text)
+            labels.append(SST2_LABELS[int(lab)])
+    if limit is not None and limit < len(texts):
+        idx = np.sort(np.random.default_rng(seed).permutation(len(texts))[:limit])
+        texts = [texts[i] for i in idx]
+        labels = [labels[i] for i in idx]
+    return texts, labels
+
+
+def sample_k_shot(labels: list[str], k: int, seed: int) -> list[int]:
+    """Indices of ``k`` examples per class (MTEB-style undersampling), seeded."""
+    rng = np.random.default_rng(seed)
+    out: list[int] = []
+    for c in sorted(set(labels)):
+        idx = [i for i, y in enumerate(labels) if y == c]
+        out += rng.choice(idx, size=min(k, len(idx)), replace=False).tolist()
+    return sorted(out)
+
+
+class SentimentTask:
+    """SST-2 accuracy of the sentiment heads (full training data and k-shot)."""
+
+    name = "sentiment"
+    description = "SST-2 sentiment: accuracy of the linear and attention heads, and 8-shot"
+    needs_token_embeddings = False
+    main_metric = ("sst2/sentiment-attention", "accuracy")
+
+    def run(self, encoder: Encoder, ctx: TaskContext) -> list[dict[str, Any]]:
+        """Train and test each head kind, then the k-shot experiments."""
+        from sklearn.linear_model import LogisticRegression
+
+        from core.heads.sentiment import SentimentClassifier
+
+        train_x, train_y = read_sst2(ctx.require("sst2", "sentiment-train.tsv"), ctx.limit,
+                                     ctx.seed, unique=True)
+        test_x, test_y = read_sst2(ctx.require("sst2", "sentiment-test.tsv"), ctx.limit, ctx.seed)
+        prepare = getattr(encoder, "prepare", None)
+        if callable(prepare):
+            prepare(train_x + test_x)
+        kinds = list(ctx.options.get("kinds") or ["linear", "attention"])
+        cache = ctx.work_dir / "token-features" if ctx.work_dir is not None else None
+        records = []
+        for kind in kinds:
+            if kind == "attention" and not encoder.has_token_embeddings:
+                logger.info("skipping the attention head: %s has no token embeddings",
+                            encoder.name)
+                continue
+            head = SentimentClassifier(encoder, kind=kind, random_state=ctx.seed,
+                                       feature_cache=_shared_feature_cache(cache),
+                                       show_progress=ctx.show_progress)
+            head.fit(train_x, train_y)
+            acc = head.score(test_x, test_y)
+            logger.info("sst2 %s: accuracy %.4f", head.head_kind, acc)
+            records.append(make_record(encoder.name, self.name, f"sst2/{head.head_kind}",
+                                       "accuracy", acc, len(test_x)))
+        shots = int(ctx.options.get("shots", 8))
+        n_exp = int(ctx.options.get("experiments", 10))
+        test_vecs = encoder.encode(test_x, role="query", show_progress=ctx.show_progress)
+        y_test = np.array(test_y)
+        ours, mteb = [], []
+        for e in range(n_exp):
+            idx = sample_k_shot(train_y, shots, ctx.seed + e)
+            xs, ys = [train_x[i] for i in idx], [train_y[i] for i in idx]
+            head = SentimentClassifier(encoder, kind="linear", random_state=ctx.seed + e)
+            head.fit(xs, ys)
+            pred = np.array(head.classes_)[head._linear_proba(test_vecs).argmax(1)]
+            ours.append(float((pred == y_test).mean()))
+            lr = LogisticRegression(max_iter=100).fit(encoder.encode(xs, role="query"), ys)
+            mteb.append(float((lr.predict(test_vecs) == y_test).mean()))
+        n = len(test_x)
+        names = encoder.encode(list(SST2_LABELS.values()), role="passage")
+        zero = np.array(list(SST2_LABELS.values()))[(test_vecs @ names.T).argmax(1)]
+        records.append(make_record(encoder.name, self.name, "sst2-0shot", "accuracy",
+                                   float((zero == y_test).mean()), n))
+        for ds, accs in ((f"sst2-{shots}shot", ours), (f"sst2-{shots}shot/mteb-lr", mteb)):
+            records.append(make_record(encoder.name, self.name, ds, "accuracy_mean",
+                                       float(np.mean(accs)), n))
+            records.append(make_record(encoder.name, self.name, ds, "accuracy_std",
+                                       float(np.std(accs)), n))
+        return records
+
+
+def _shared_feature_cache(fallback: Path | None) -> Path | None:
+    """The default feature cache (shared across runs); ``fallback`` if it is not writable."""
+    from core.paths import cache_dir
+
+    try:
+        root = cache_dir() / "features" / "sentiment"
+        root.mkdir(parents=True, exist_ok=True)
+        return root
+    except OSError:
+        return fallback
+
+
+TASKS.register("sentiment", SentimentTask())

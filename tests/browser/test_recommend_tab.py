@@ -1,0 +1,21 @@
+"""The Recommend tab in a real browser: liked science-fiction items bring science fiction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import open_tab, table_rows
+from tests.test_recommend_integration import SCIFI
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+
+def test_liked_scifi_brings_scifi(page: Any) -> None:
+    open_tab(page, "Recommend")
+    # the tab opens with two science-fiction items liked (The Glass Orbit, First Light)
+    page.get_by_role("button", name="Recommend from likes / dislikes").click()
+    ids = [row[1] for row in table_rows(page, "recommend-results", min_rows=5)]
+    assert len(ids) >= 5
+    assert sum(i in SCIFI for i in ids[:5]) >= 3, ids
