@@ -180,7 +180,7 @@ def run_bias_tests(encoder: Encoder, tests: Sequence[AssociationTest] | None = N
 def counterfactual_sentiment(
     predict_positive: Callable[[list[str]], np.ndarray],
     templates: Sequence[str],
-    groups: dict[str, Sequence[str]],
+    groups: Mapping[str, Sequence[str]],
 ) -> list[dict[str, Any]]:
     """Score gaps of a sentiment model when only a name or identity term changes.
 
@@ -210,13 +210,20 @@ def counterfactual_sentiment(
     return out
 
 
-def load_counterfactual(language: str = "en") -> tuple[list[str], dict[str, list[str]]]:
-    """The project's counterfactual templates and groups (``core/assets/bias``)."""
+def load_counterfactual(language: str = "en"
+                        ) -> tuple[list[str], dict[str, dict[str, list[str]]]]:
+    """The project's counterfactual templates and group families (``core/assets/bias``).
+
+    Returns:
+        The templates, and family -> group -> terms (groups are compared within a family).
+    """
     path = resources.files("core") / "assets" / "bias" / "counterfactual" / f"{language}.json"
     if not path.is_file():
         raise ValueError(f"no counterfactual templates for language {language!r}; known: ['en']")
     spec = json.loads(path.read_text(encoding="utf-8"))
-    return list(spec["templates"]), {k: list(v) for k, v in spec["groups"].items()}
+    families = {f: {g: list(t) for g, t in groups.items()}
+                for f, groups in spec["families"].items()}
+    return list(spec["templates"]), families
 
 
 def plot_effect_sizes(results: Mapping[str, Sequence[BiasResult]]) -> Any:

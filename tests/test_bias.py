@@ -80,8 +80,10 @@ def test_counterfactual_gaps() -> None:
                                    {"a": ["Alice", "Ann"], "b": ["Bob", "Ben"]})
     assert out == [{"group_a": "a", "group_b": "b", "mean_gap": 0.2, "worst_gap": 0.2,
                     "worst_template": "{} came.", "n": 2}]
-    templates, groups = load_counterfactual("en")
-    assert len(templates) >= 8 and len(groups) >= 3
+    templates, families = load_counterfactual("en")
+    assert len(templates) >= 8 and len(families) >= 3
+    for groups in families.values():
+        assert len(groups) >= 2 and all(len(t) >= 1 for t in groups.values())
 
 
 def test_cli_bias_json(capsys, monkeypatch, tmp_cache) -> None:  # type: ignore[no-untyped-def]

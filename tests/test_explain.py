@@ -81,3 +81,18 @@ def test_recommend_tab_explains_picks_with_taste_words(fake_encoder: FakeEncoder
     assert "b" in words and words["b"]
     assert all(w in text_b for w in words["b"].split(", "))  # words come from the item's text
     assert words["b"].split(", ")[0] in {"rocket", "moon"}  # shared with the liked item
+
+
+@pytest.mark.integration
+def test_sentiment_explanation_points_at_the_sentiment_word(e5) -> None:  # type: ignore[no-untyped-def]
+    from apps.tabs.sentiment import explain_line
+    from core.heads.sentiment import load_default
+
+    head = load_default(e5)
+    pieces = explain_line(head, "The weather was grey.\nThe acting was truly awful.", line=2)
+    assert pieces[0][0].startswith("negative")
+    assert "".join(p for p, _ in pieces[1:]) == "The acting was truly awful."
+    weighted = {p: w for p, w in pieces[1:] if w is not None}
+    assert max(weighted, key=weighted.__getitem__) == "awful"
+    with pytest.raises(ValueError, match="Line 3 does not exist"):
+        explain_line(head, "one\ntwo", line=3)

@@ -8,10 +8,37 @@ import sys
 from typing import Any
 
 
+def _counterfactual(args: argparse.Namespace) -> int:
+    from core.bias import counterfactual_sentiment, load_counterfactual
+    from core.encoders import get_encoder
+    from core.heads.sentiment import load_default
+
+    head = load_default(get_encoder(args.encoder))
+    pos = head.classes_.index("positive")
+    templates, families = load_counterfactual("en")
+    rows = []
+    for family, groups in families.items():
+        for r in counterfactual_sentiment(lambda t: head.predict_proba(t)[:, pos], templates,
+                                          groups):
+            rows.append({"family": family, **r})
+    if args.json:
+        sys.stdout.write(json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
+        return 0
+    sys.stdout.write(f"P(positive) gaps of the default sentiment head, {len(templates)} "
+                     f"templates (group a minus group b)\n")
+    for r in rows:
+        sys.stdout.write(f"{r['family']:<22} {r['group_a']:<18} vs {r['group_b']:<18} "
+                         f"mean {r['mean_gap']:+.4f}  worst {r['worst_gap']:+.4f}  "
+                         f"({r['worst_template']})\n")
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     from core.bias import load_tests, plot_effect_sizes, run_bias_tests
     from core.encoders import get_encoder
 
+    if args.counterfactual:
+        return _counterfactual(args)
     langs = [s.strip() for s in args.langs.split(",")] if args.langs else None
     tests = load_tests(langs)
     names = [s.strip() for s in args.encoder.split(",") if s.strip()]
@@ -53,4 +80,7 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true",
                    help='records {"test", "language", "effect_size", "p_value", "n_targets", '
                         '"n_attributes"}')
+    p.add_argument("--counterfactual", action="store_true",
+                   help="instead: score gaps of the default sentiment head when only a name or "
+                        "identity term changes (project-written templates)")
     p.set_defaults(func=_run)

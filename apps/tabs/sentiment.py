@@ -17,6 +17,7 @@ import numpy as np
 from apps.tabs.encoder import split_lines
 from apps.ui import MAX_BATCH, MAX_UPLOAD_BYTES, AppContext, register_tab, ui_errors
 from core.encoders.base import Encoder
+from core.explain import occlusion
 from core.heads.sentiment import SentimentClassifier, load_default
 
 logger = logging.getLogger(__name__)
@@ -252,6 +253,31 @@ def train_from_csv(encoder: Encoder, path: str | Path | None, kind: str = "linea
     return head, report, plot_confusion(matrix, classes), zip_path
 
 
+def explain_line(head: SentimentClassifier, text: str, line: int = 1
+                 ) -> list[tuple[str, float | None]]:
+    """Occlusion explanation of one line as (piece, weight in [-1, 1]) for gr.HighlightedText.
+
+    Raises:
+        ValueError: No such line.
+    """
+    lines = split_lines(text)
+    if not 1 <= line <= len(lines):
+        raise ValueError(f"Line {line} does not exist; the text has {len(lines)} line(s).")
+    target = lines[line - 1]
+    exp = occlusion(head.predict_proba, head.classes_, target)
+    peak = max((abs(w["weight"]) for w in exp["words"]), default=0.0) or 1.0
+    pieces: list[tuple[str, float | None]] = [(f"{exp['label']} ({exp['score']:.2f}): ", None)]
+    pos = 0
+    for w in exp["words"]:
+        if w["start"] > pos:
+            pieces.append((target[pos : w["start"]], None))
+        pieces.append((w["word"], round(w["weight"] / peak, 3)))
+        pos = w["end"]
+    if pos < len(target):
+        pieces.append((target[pos:], None))
+    return pieces
+
+
 @register_tab("sentiment", "Sentiment", order=10)
 def build(ctx: AppContext) -> None:
     """Classify text with the shipped SST-2 head, or train and use a custom one."""
@@ -268,8 +294,14 @@ def build(ctx: AppContext) -> None:
     go = gr.Button("Classify", variant="primary")
     gr.Examples([[e] for e in EXAMPLES], inputs=[text], label="Examples")
     table = gr.Dataframe(headers=["text", "label", "score"], label="Predictions",
-                         interactive=False)
+                         interactive=False, elem_id="sentiment-results")
     plot = gr.Plot(label="Class probabilities")
+    with gr.Row():
+        line_no = gr.Number(value=1, precision=0, minimum=1, label="Explain line", scale=1)
+        explain_btn = gr.Button("Explain: which words pushed the decision", scale=3)
+    explanation = gr.HighlightedText(
+        label="Word influence (occlusion: red pushes towards the label, blue against it)",
+        elem_id="sentiment-explanation", show_legend=False)
 
     gr.Markdown("### Train a custom classifier\nUpload a CSV with the columns `text` and "
                 "`label` (any label names, two or more). 20 % of each class is held out to "
@@ -301,10 +333,24 @@ def build(ctx: AppContext) -> None:
         return rows, fig
 
     @ui_errors
+    def _explain(t: str, n: float, w: str, head: SentimentClassifier | None
+                 ) -> list[tuple[str, float | None]]:
+        if w.startswith("custom") and head is not None:
+            use = head
+        elif w.startswith("custom"):
+            raise ValueError("No custom head yet: upload a CSV and press Train first, or "
+                             "choose the default head.")
+        else:
+            use = _default()
+        return explain_line(use, t, int(n or 1))
+
+    @ui_errors
     def _train(path: str | None, k: str) -> tuple[Any, Any, Any, str, Any]:
         head, rep, fig, zip_path = train_from_csv(ctx.encoder, path, k)
         return head, rep, fig, zip_path, gr.update(value="custom (trained below)")
 
     go.click(_classify, inputs=[text, which, custom], outputs=[table, plot], api_name="sentiment")
+    explain_btn.click(_explain, inputs=[text, line_no, which, custom], outputs=explanation,
+                      api_name="sentiment_explain")
     train.click(_train, inputs=[upload, kind], outputs=[custom, report, confusion, download, which],
                 api_name="sentiment_train")
