@@ -20,9 +20,9 @@ if not os.environ.get("EMBEDSUITE_CACHE"):
 os.environ.setdefault("EMBEDSUITE_PROGRESS", "0")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from core.cache import EmbeddingCache  # noqa: E402
-from core.paths import data_dir as _data_dir  # noqa: E402
-from core.testing import FakeEncoder  # noqa: E402
+from core.cache import EmbeddingCache
+from core.paths import data_dir as _data_dir
+from core.testing import FakeEncoder
 
 
 @pytest.fixture

@@ -75,10 +75,10 @@ def test_recommend_tab_explains_picks_with_taste_words(fake_encoder: FakeEncoder
         {"id": "d", "title": "Bread", "description": "flour water salt oven"},
     ]
     head = fit_catalogue(fake_encoder, items)
-    rows, picks = recommend_from_picks(head, ["a"], None, k=2)
+    rows, _picks = recommend_from_picks(head, ["a"], None, k=2)
     words = {r[1]: r[6] for r in rows}
     text_b = head.texts_[head.index_["b"]]
-    assert "b" in words and words["b"]
+    assert words.get("b")
     assert all(w in text_b for w in words["b"].split(", "))  # words come from the item's text
     assert words["b"].split(", ")[0] in {"rocket", "moon"}  # shared with the liked item
 

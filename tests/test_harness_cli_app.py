@@ -139,7 +139,7 @@ def test_app_builds_with_encoder_tab(tmp_cache) -> None:  # type: ignore[no-unty
     demo = build_demo(ctx=AppContext(encoder_name="e5-small"))
     assert isinstance(demo, gr.Blocks)
     enc = FakeEncoder(cache=tmp_cache)
-    fig, rows = similarity(enc, "red apple\napple red\nblue sky", "query")
+    _fig, rows = similarity(enc, "red apple\napple red\nblue sky", "query")
     assert len(rows) == 3 and rows[0][1] == pytest.approx(1.0, abs=1e-5)
     assert rows[0][2] > rows[0][3]
     md = nearest_summary([r[0] for r in rows], rows)

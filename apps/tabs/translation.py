@@ -1,0 +1,239 @@
+"""The "Translation retrieval" tab: find a sentence's translation, or mine pairs from two lists."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import warnings
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import gradio as gr
+import numpy as np
+
+from apps.tabs.encoder import split_lines
+from apps.ui import AppContext, register_tab, ui_errors
+from core.encoders.base import Encoder
+from core.heads.translation import (
+    DEFAULT_MINE_THRESHOLD,
+    DEFAULT_MINE_THRESHOLD_RAW,
+    TranslationRetriever,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["demo_mining_inputs", "demo_search_inputs", "demo_sets", "mine_texts",
+           "search_candidates"]
+
+ALL = "all languages"
+SEARCH_HEADERS = ["query", "rank", "candidate", "score", "cosine", "margin", "line"]
+MINE_HEADERS = ["source", "target", "score", "cosine", "source line", "target line"]
+
+
+@lru_cache(maxsize=1)
+def demo_sets() -> dict[str, Any]:
+    """The project's own demo sentences (``core/assets/translation_demo.json``)."""
+    text = resources.files("core").joinpath("assets/translation_demo.json").read_text("utf-8")
+    data: dict[str, Any] = json.loads(text)["sets"]
+    return data
+
+
+def _demo(name: str) -> dict[str, Any]:
+    sets = demo_sets()
+    if name not in sets:
+        raise ValueError(f"unknown demo set {name!r}; choose one of {sorted(sets)}")
+    return dict(sets[name])
+
+
+def _lang(demo: dict[str, Any], lang: str, what: str) -> list[str]:
+    sents: dict[str, list[str]] = demo["sentences"]
+    if lang not in sents:
+        raise ValueError(f"the demo set has no {what} language {lang!r}; it has {sorted(sents)}")
+    return list(sents[lang])
+
+
+def demo_search_inputs(name: str, query_lang: str, cand_lang: str, line: int = 0
+                       ) -> tuple[str, str]:
+    """A query (line ``line`` of ``query_lang``) and candidates (``cand_lang`` or all others)."""
+    demo = _demo(name)
+    queries = _lang(demo, query_lang, "query")
+    query = queries[int(line) % len(queries)]
+    if cand_lang == ALL:
+        cands = [s for lang, sents in demo["sentences"].items() if lang != query_lang
+                 for s in sents]
+    else:
+        cands = _lang(demo, cand_lang, "candidate")
+    return query, "\n".join(cands)
+
+
+def demo_mining_inputs(name: str, src_lang: str, tgt_lang: str, seed: int = 0
+                       ) -> tuple[str, str]:
+    """Two sides for mining: ``src_lang`` in order, ``tgt_lang`` shuffled minus two lines."""
+    demo = _demo(name)
+    src = _lang(demo, src_lang, "source")
+    tgt = _lang(demo, tgt_lang, "target")
+    rng = random.Random(seed)
+    tgt = rng.sample(tgt, len(tgt))[: max(2, len(tgt) - 2)]  # some sources lack a translation
+    return "\n".join(src), "\n".join(tgt)
+
+
+def search_candidates(encoder: Encoder, query: str, candidates: str, top_k: int = 5,
+                      scoring: str = "margin") -> list[list[Any]]:
+    """Rank the candidate lines as translations of each query line; rows of :data:`SEARCH_HEADERS`.
+
+    Several query lines are searched together, so that the margin can use them as
+    the source-side neighbourhood; a single query ranks as under cosine.
+    """
+    queries = [ln.strip() for ln in (query or "").splitlines() if ln.strip()]
+    if not queries:
+        raise ValueError("No sentence given: type the sentence whose translation you look for.")
+    queries = split_lines("\n".join(queries), "query sentences")  # limits
+    cands = split_lines(candidates, "candidates")
+    if len(cands) < 2:
+        raise ValueError("Give at least 2 candidate sentences (one per line).")
+    tr = TranslationRetriever(encoder, scoring=scoring)  # type: ignore[arg-type]
+    tr.index(cands)
+    results = tr.search(queries, top_k=int(top_k))
+    return [[q, rank, h["text"], h["score"], h["cosine"], h["margin"], h["index"] + 1]
+            for q, hits in zip(queries, results, strict=True)
+            for rank, h in enumerate(hits, 1)]
+
+
+def _short(text: str, n: int = 24) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _heatmap(mat: np.ndarray, pairs: list[dict[str, Any]], title: str) -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n, m = mat.shape
+    fig, ax = plt.subplots(figsize=(min(2.0 + 0.45 * m, 14), min(1.6 + 0.4 * n, 12)))
+    lo, hi = np.percentile(mat, [2, 100]) if mat.size else (0.0, 1.0)
+    im = ax.imshow(mat, cmap="viridis", aspect="auto", vmin=float(lo), vmax=float(hi))
+    # axis labels are line numbers: the sentences (any script, emoji) are in the table,
+    # so missing font glyphs never matter
+    ax.set_xticks(range(m), [str(j + 1) for j in range(m)], fontsize=7)
+    ax.set_yticks(range(n), [str(i + 1) for i in range(n)], fontsize=7)
+    ax.set_xlabel("target line")
+    ax.set_ylabel("source line")
+    for p in pairs:
+        ax.add_patch(plt.Rectangle((p["target_index"] - 0.5, p["source_index"] - 0.5), 1, 1,
+                                   fill=False, edgecolor="red", linewidth=1.5))
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def mine_texts(encoder: Encoder, source: str, target: str,
+               threshold: float | None = None, scoring: str = "margin"
+               ) -> tuple[Any, list[list[Any]]]:
+    """Mine pairs between two boxes of lines: a heat map and rows of :data:`MINE_HEADERS`.
+
+    ``threshold`` ``None`` (an empty box) means the head's automatic threshold.
+    """
+    src = split_lines(source, "source sentences")
+    tgt = split_lines(target, "target sentences")
+    tr = TranslationRetriever(encoder, scoring=scoring)  # type: ignore[arg-type]
+    auto = threshold is None or (isinstance(threshold, float) and np.isnan(threshold))
+    th = tr.auto_threshold(len(src), len(tgt)) if auto else float(threshold)  # type: ignore[arg-type]
+    if th is not None and not math.isfinite(th):
+        th = None  # keep all pairs
+    pairs = tr.mine(src, tgt, threshold=th)
+    mats = tr.similarity(src, tgt)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fig = _heatmap(mats[scoring], pairs,
+                       f"{scoring} ({encoder.name}); red boxes: mined pairs"
+                       + ("" if th is None else f" with score >= {th:g}"))
+    rows = [[p["source"], p["target"], p["score"], p["cosine"], p["source_index"] + 1,
+             p["target_index"] + 1] for p in pairs]
+    return fig, rows
+
+
+@register_tab("translation", "Translation retrieval", order=20)
+def build(ctx: AppContext) -> None:
+    """Search mode (a sentence among candidates) and mining mode (two unaligned lists)."""
+    sets = demo_sets()
+    set_names = sorted(sets)
+    first = sets[set_names[0]]
+    langs = list(first["sentences"])
+    q0, c0 = demo_search_inputs(set_names[0], "deu", "eng", 0)
+    s0, t0 = demo_mining_inputs(set_names[0], "fra", "jpn", 0)
+    gr.Markdown(
+        "Find the translation of a sentence among candidates in any language, or align two "
+        "unaligned lists (bitext mining). **margin** (Artetxe & Schwenk 2019) divides the "
+        "cosine by the mean cosine of both sentences' 4 nearest neighbours; it is usually "
+        "more accurate than plain cosine. Sides of 16 or more lines are first centred (their "
+        "mean vector removed). The demo sentences were written for this project.")
+    with gr.Row():
+        demo_set = gr.Dropdown(set_names, value=set_names[0], label="Demo set")
+        scoring = gr.Radio(["margin", "cosine"], value="margin", label="Scoring")
+    with gr.Tab("Search"):
+        with gr.Row():
+            q_lang = gr.Dropdown(langs, value="deu", label="Query language (demo)")
+            c_lang = gr.Dropdown([*langs, ALL], value="eng", label="Candidate language (demo)")
+            line = gr.Number(value=1, precision=0, minimum=1, label="Demo line")
+            load = gr.Button("Load demo")
+        query = gr.Textbox(label="Sentence(s) whose translation you look for (one per line; "
+                           "several lines let the margin use them as neighbourhood)",
+                           value=q0, lines=2)
+        cands = gr.Textbox(label="Candidates (one per line, any language)", value=c0, lines=8)
+        top_k = gr.Slider(1, 20, value=5, step=1, label="Top k")
+        go = gr.Button("Find translation", variant="primary")
+        hits = gr.Dataframe(headers=SEARCH_HEADERS, label="Ranked candidates", interactive=False)
+    with gr.Tab("Mining"):
+        with gr.Row():
+            s_lang = gr.Dropdown(langs, value="fra", label="Source language (demo)")
+            t_lang = gr.Dropdown(langs, value="jpn", label="Target language (demo)")
+            load_m = gr.Button("Load demo (target shuffled, 2 lines removed)")
+        with gr.Row():
+            src = gr.Textbox(label="Source sentences (one per line)", value=s0, lines=10)
+            tgt = gr.Textbox(label="Target sentences (one per line)", value=t0, lines=10)
+        threshold = gr.Number(value=None, label=(
+            f"Threshold (empty: automatic, margin {DEFAULT_MINE_THRESHOLD} for centred sides of "
+            f"16+ lines, else {DEFAULT_MINE_THRESHOLD_RAW})"))
+        keep_all = gr.Checkbox(value=False, label="Keep all pairs (no threshold)")
+        mine_btn = gr.Button("Mine pairs", variant="primary")
+        plot = gr.Plot(label="Similarity heat map")
+        pairs = gr.Dataframe(headers=MINE_HEADERS, label="Aligned pairs", interactive=False)
+
+    @ui_errors
+    def _load(name: str, ql: str, cl: str, ln: float | None) -> tuple[str, str]:
+        return demo_search_inputs(name, ql, cl, max(int(ln or 1), 1) - 1)
+
+    @ui_errors
+    def _load_m(name: str, sl: str, tl: str) -> tuple[str, str]:
+        return demo_mining_inputs(name, sl, tl)
+
+    @ui_errors
+    def _search(q: str, c: str, k: float, sc: str) -> dict[str, Any]:
+        rows = search_candidates(ctx.encoder, q, c, int(k), sc)
+        return {"headers": SEARCH_HEADERS, "data": rows}
+
+    @ui_errors
+    def _mine(s: str, t: str, th: float | None, every: bool, sc: str
+              ) -> tuple[Any, dict[str, Any]]:
+        if every:
+            th = -math.inf
+        elif sc == "cosine" and th is not None and th > 1.0:
+            raise ValueError(f"a cosine never exceeds 1, so threshold {th} rejects every pair; "
+                             f"use e.g. 0.85 with cosine scoring or clear the box")
+        fig, rows = mine_texts(ctx.encoder, s, t, th, sc)
+        return fig, {"headers": MINE_HEADERS, "data": rows}
+
+    load.click(_load, inputs=[demo_set, q_lang, c_lang, line], outputs=[query, cands],
+               api_name="translation_demo")
+    load_m.click(_load_m, inputs=[demo_set, s_lang, t_lang], outputs=[src, tgt],
+                 api_name="translation_demo_mining")
+    go.click(_search, inputs=[query, cands, top_k, scoring], outputs=hits,
+             api_name="translation_search")
+    mine_btn.click(_mine, inputs=[src, tgt, threshold, keep_all, scoring], outputs=[plot, pairs],
+                   api_name="translation_mine")

@@ -1,0 +1,213 @@
+"""Task ``qa``: extractive QA on XQuAD (en, de, zh, ar, ru) with SQuAD v1.1 scoring.
+
+The shipped span head (trained on English SQuAD only, see ``docs/qa.md``) answers
+each question of ``xquad/xquad.<lang>.json``; answers are scored like the official
+``evaluate-v1.1.py``: both sides normalised (lower-case, punctuation removed, the
+articles a/an/the removed, white space collapsed), exact match and token F1, each
+the max over the gold answers, averaged over questions. The same run scores a
+baseline that answers with the context sentence most similar to the question
+(shared encoder: question as ``query``, sentences as ``passage``); its records
+carry the encoder name ``baseline:best-sentence``.
+
+Options (``ctx.options``): ``langs`` (default all five), ``head`` (a saved head
+folder; default the shipped one), ``baseline`` (default True), ``bf16`` (encode under
+CPU bfloat16 autocast like the training features, default True).
+
+Note: the official normalisation is English-oriented (it splits on white space),
+so Chinese answers are compared as one token each; figures for ``zh`` follow the
+official script as is, like the XQuAD paper's.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import string
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.encoders.base import Encoder
+from core.evaluation.harness import TASKS, TaskContext, make_record
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "BASELINE_NAME",
+    "QATask",
+    "best_sentence_answers",
+    "exact_match_score",
+    "f1_score",
+    "metric_max_over_ground_truths",
+    "normalize_answer",
+    "split_sentences",
+    "squad_scores",
+]
+
+LANGS = ("en", "de", "zh", "ar", "ru")
+BASELINE_NAME = "baseline:best-sentence"
+
+
+# -- official SQuAD v1.1 scoring (evaluate-v1.1.py) ------------------------------------------
+def normalize_answer(s: str) -> str:
+    """Lower text and remove punctuation, articles and extra whitespace."""
+
+    def remove_articles(text: str) -> str:
+        return re.sub(r"\b(a|an|the)\b", " ", text)
+
+    def white_space_fix(text: str) -> str:
+        return " ".join(text.split())
+
+    def remove_punc(text: str) -> str:
+        exclude = set(string.punctuation)
+        return "".join(ch for ch in text if ch not in exclude)
+
+    return white_space_fix(remove_articles(remove_punc(s.lower())))
+
+
+def f1_score(prediction: str, ground_truth: str) -> float:
+    """Token-overlap F1 of normalised answers."""
+    pred = normalize_answer(prediction).split()
+    gold = normalize_answer(ground_truth).split()
+    common = Counter(pred) & Counter(gold)
+    num_same = sum(common.values())
+    if num_same == 0:
+        return 0.0
+    precision = num_same / len(pred)
+    recall = num_same / len(gold)
+    return (2 * precision * recall) / (precision + recall)
+
+
+def exact_match_score(prediction: str, ground_truth: str) -> float:
+    """1.0 when the normalised answers are equal."""
+    return float(normalize_answer(prediction) == normalize_answer(ground_truth))
+
+
+def metric_max_over_ground_truths(metric: Any, prediction: str,
+                                  ground_truths: Sequence[str]) -> float:
+    """The best score of ``prediction`` over the gold answers."""
+    return max(metric(prediction, gt) for gt in ground_truths)
+
+
+def squad_scores(predictions: Sequence[str], golds: Sequence[Sequence[str]]) -> dict[str, float]:
+    """``{"exact_match", "f1"}`` as fractions in [0, 1], averaged over questions."""
+    if len(predictions) != len(golds):
+        raise ValueError(f"{len(predictions)} predictions for {len(golds)} questions")
+    if not predictions:
+        return {"exact_match": 0.0, "f1": 0.0}
+    em = [metric_max_over_ground_truths(exact_match_score, p, g)
+          for p, g in zip(predictions, golds, strict=True)]
+    f1 = [metric_max_over_ground_truths(f1_score, p, g)
+          for p, g in zip(predictions, golds, strict=True)]
+    return {"exact_match": float(np.mean(em)), "f1": float(np.mean(f1))}
+
+
+# -- the best-sentence baseline --------------------------------------------------------------
+_SENT_END = re.compile(r"(?<=[.!?。！？؟])[\"'”’»)\]]*\s+|(?<=[。！？])")
+
+
+def split_sentences(text: str) -> list[tuple[int, int]]:
+    """Character spans of the sentences of ``text`` (stripped, non-empty)."""
+    spans = []
+    pos = 0
+    for m in _SENT_END.finditer(text):
+        spans.append((pos, m.end()))
+        pos = m.end()
+    spans.append((pos, len(text)))
+    out = []
+    for s0, e0 in spans:
+        s, e = s0, e0
+        while s < e and text[s].isspace():
+            s += 1
+        while e > s and text[e - 1].isspace():
+            e -= 1
+        if e > s:
+            out.append((s, e))
+    return out or [(0, len(text))]
+
+
+def best_sentence_answers(encoder: Encoder, questions: Sequence[str],
+                          contexts: Sequence[str]) -> list[str]:
+    """Answer each question with its context's sentence closest to it (cosine)."""
+    sents = {c: split_sentences(c) for c in dict.fromkeys(contexts)}
+    all_sents = list(dict.fromkeys(c[s:e] for c, sp in sents.items() for s, e in sp))
+    sv = encoder.encode(all_sents, role="passage")
+    idx = {t: i for i, t in enumerate(all_sents)}
+    qv = encoder.encode(list(questions), role="query")
+    out = []
+    for q_vec, c in zip(qv, contexts, strict=True):
+        cand = [c[s:e] for s, e in sents[c]]
+        sims = sv[[idx[t] for t in cand]] @ q_vec
+        out.append(cand[int(np.argmax(sims))])
+    return out
+
+
+# -- the task --------------------------------------------------------------------------------
+def _read_xquad(path: Path, limit: int | None) -> tuple[list[str], list[str], list[list[str]]]:
+    data = json.loads(path.read_text(encoding="utf-8"))["data"]
+    qs, cs, golds = [], [], []
+    for art in data:
+        for par in art["paragraphs"]:
+            for qa in par["qas"]:
+                qs.append(qa["question"])
+                cs.append(par["context"])
+                golds.append([a["text"] for a in qa["answers"]])
+    if limit is not None:
+        qs, cs, golds = qs[:limit], cs[:limit], golds[:limit]
+    return qs, cs, golds
+
+
+class QATask:
+    """XQuAD extractive QA with the shipped span head, plus the best-sentence baseline."""
+
+    name = "qa"
+    description = ("Extractive QA on XQuAD en/de/zh/ar/ru (SQuAD v1.1 EM/F1), head trained on "
+                   "English SQuAD only; baseline: best-matching sentence")
+    needs_token_embeddings = True
+    main_metric = ("xquad.en", "f1")
+
+    def run(self, encoder: Encoder, ctx: TaskContext) -> list[dict[str, Any]]:
+        """Score the head (and the baseline) on each language."""
+        from core.encoders.base import progress
+        from core.heads.qa import DEFAULT_HEAD_DIR, ExtractiveQA
+
+        langs = list(ctx.options.get("langs") or LANGS)
+        unknown = [lg for lg in langs if lg not in LANGS]
+        if unknown:
+            raise ValueError(f"unknown XQuAD language(s) {unknown}; expected some of {LANGS}")
+        head_dir = ctx.options.get("head") or DEFAULT_HEAD_DIR
+        head = ExtractiveQA.load(head_dir, encoder)
+        head.bf16 = bool(ctx.options.get("bf16", True))
+        records = []
+        for lang in langs:
+            qs, cs, golds = _read_xquad(ctx.require("xquad", f"xquad.{lang}.json"), ctx.limit)
+            encoder.prepare(cs)
+            preds: list[str] = [""] * len(qs)
+            by_ctx: dict[str, list[int]] = {}
+            for i, c in enumerate(cs):
+                by_ctx.setdefault(c, []).append(i)
+            with progress(len(qs), f"qa xquad.{lang}", ctx.show_progress, threshold=0) as bar:
+                for c, idx in by_ctx.items():  # one encoding per paragraph
+                    res = head.answer([qs[i] for i in idx], c)
+                    for i, r in zip(idx, res, strict=True):
+                        preds[i] = r["answer"]
+                    bar.update(len(idx))
+            sc = squad_scores(preds, golds)
+            logger.info("qa xquad.%s: EM %.3f F1 %.3f (n=%d)", lang, sc["exact_match"],
+                        sc["f1"], len(qs))
+            for metric in ("f1", "exact_match"):
+                records.append(make_record(encoder.name, self.name, f"xquad.{lang}", metric,
+                                           sc[metric], len(qs)))
+            if ctx.options.get("baseline", True):
+                base = squad_scores(best_sentence_answers(encoder, qs, cs), golds)
+                for metric in ("f1", "exact_match"):
+                    records.append(make_record(BASELINE_NAME, self.name, f"xquad.{lang}",
+                                               metric, base[metric], len(qs)))
+        return records
+
+
+TASKS.register("qa", QATask())
