@@ -96,3 +96,32 @@ def test_sentiment_explanation_points_at_the_sentiment_word(e5) -> None:  # type
     assert max(weighted, key=weighted.__getitem__) == "awful"
     with pytest.raises(ValueError, match="Line 3 does not exist"):
         explain_line(head, "one\ntwo", line=3)
+
+
+def test_translation_explain_best_match(fake_encoder: FakeEncoder) -> None:
+    from apps.tabs.translation import explain_best_match
+
+    fig = explain_best_match(fake_encoder, "red apple", "blue sky\napple red\ngreen grass",
+                             "cosine")
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert labels == ["apple", "red"]  # the best match's tokens on the x axis
+
+
+@pytest.mark.integration
+def test_qa_scores_peak_on_the_answer(e5) -> None:  # type: ignore[no-untyped-def]
+    from apps.tabs.qa import plot_span_scores
+    from core.heads.qa import ExtractiveQA
+
+    head = ExtractiveQA.load_default(e5)
+    ctx = ("The Eiffel Tower was completed in 1889 for the World's Fair in Paris. "
+           "It is 330 metres tall.")
+    q = "When was the Eiffel Tower completed?"
+    windows = head.token_scores(q, ctx)
+    assert len(windows) == 1
+    w = windows[0]
+    assert w["start"].shape == w["end"].shape == (len(w["offsets"]),)
+    best = head.answer(q, ctx)
+    s, e = w["offsets"][int(w["start"].argmax())][0], w["offsets"][int(w["end"].argmax())][1]
+    assert (s, e) == (best["start"], best["end"]) or ctx[s:e] in best["answer"] \
+        or best["answer"] in ctx[s:e]
+    assert plot_span_scores(head, ctx, q) is not None

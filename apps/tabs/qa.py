@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import numpy as np
 
 from apps.ui import MAX_TEXT_CHARS, MAX_UPLOAD_BYTES, AppContext, register_tab, ui_errors
 from core.validation import check_text
@@ -144,6 +145,36 @@ def answer_question(head: Any, document: str | None, question: str | None, top_k
     return highlight(doc, shown), summary, rows
 
 
+def plot_span_scores(head: Any, document: str | None, question: str | None) -> Any:
+    """Start / end scores over the tokens of the window holding the best answer."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    doc, q = _check_inputs(document, question)
+    windows = head.token_scores(q, doc)
+    best = max(windows, key=lambda w: float(w["start"].max() + w["end"].max()))
+    offs, st, en = best["offsets"], best["start"], best["end"]
+    i, j = int(st.argmax()), int(en.argmax())
+    labels = [doc[a:b] for a, b in offs]
+    width = max(8.0, min(0.28 * len(labels), 40.0))
+    fig, ax = plt.subplots(figsize=(width, 3.6))
+    x = np.arange(len(labels))
+    ax.plot(x, st, label="start score", color="tab:green")
+    ax.plot(x, en, label="end score", color="tab:red")
+    if j >= i:
+        ax.axvspan(i - 0.5, j + 0.5, color="gold", alpha=0.3, label="best start..end")
+    step = max(1, len(labels) // 120)
+    ax.set_xticks(x[::step], labels[::step], rotation=90, fontsize=7)
+    ax.set_ylabel("logit")
+    ax.set_title(f"Start / end scores over window {best['window'] + 1}", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
 @register_tab("qa", "Question answering", order=40)
 def build(ctx: AppContext) -> None:
     """Paste or upload a text, ask a question, see the answer highlighted."""
@@ -173,6 +204,8 @@ def build(ctx: AppContext) -> None:
                                 show_legend=True)
     table = gr.Dataframe(headers=["rank", "answer", "score", "window", "start", "end"],
                          label="Top answers", interactive=False)
+    scores_btn = gr.Button("Show start / end scores over the text")
+    scores_plot = gr.Plot(label="Why this span: the head's start and end scores per token")
     gr.Examples(examples=[[d, q] for _, d, q in EXAMPLES], inputs=[document, question],
                 example_labels=[lang for lang, _, _ in EXAMPLES], label="Examples")
 
@@ -184,6 +217,12 @@ def build(ctx: AppContext) -> None:
     def _answer(doc: str, q: str, k: float, thr: float) -> tuple[Any, str, Any]:
         return answer_question(head(), doc, q, int(k), float(thr))
 
+    @ui_errors
+    def _scores(doc: str, q: str) -> Any:
+        return plot_span_scores(head(), doc, q)
+
+    scores_btn.click(_scores, inputs=[document, question], outputs=scores_plot,
+                     api_name="qa_scores")
     upload.upload(_upload, inputs=upload, outputs=document, api_name="qa_load_text")
     go.click(_answer, inputs=[document, question, top_k, threshold],
              outputs=[marked, summary, table], api_name="qa_answer")

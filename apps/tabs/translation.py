@@ -17,6 +17,7 @@ import numpy as np
 from apps.tabs.encoder import split_lines
 from apps.ui import AppContext, register_tab, ui_errors
 from core.encoders.base import Encoder
+from core.explain import plot_token_map, token_similarity
 from core.heads.translation import (
     DEFAULT_MINE_THRESHOLD,
     DEFAULT_MINE_THRESHOLD_RAW,
@@ -100,6 +101,16 @@ def search_candidates(encoder: Encoder, query: str, candidates: str, top_k: int 
     return [[q, rank, h["text"], h["score"], h["cosine"], h["margin"], h["index"] + 1]
             for q, hits in zip(queries, results, strict=True)
             for rank, h in enumerate(hits, 1)]
+
+
+def explain_best_match(encoder: Encoder, query: str, candidates: str,
+                       scoring: str = "margin") -> Any:
+    """Token-to-token cosine map of the first query line and its best-ranked candidate."""
+    rows = search_candidates(encoder, query, candidates, 1, scoring)
+    first, best = rows[0][0], rows[0][2]
+    ta, tb, sim = token_similarity(encoder, first, best)
+    return plot_token_map(ta, tb, sim, title=f"{encoder.name}: query tokens (rows) vs best "
+                                             f"match tokens (columns)")
 
 
 def _short(text: str, n: int = 24) -> str:
@@ -188,7 +199,10 @@ def build(ctx: AppContext) -> None:
         cands = gr.Textbox(label="Candidates (one per line, any language)", value=c0, lines=8)
         top_k = gr.Slider(1, 20, value=5, step=1, label="Top k")
         go = gr.Button("Find translation", variant="primary")
-        hits = gr.Dataframe(headers=SEARCH_HEADERS, label="Ranked candidates", interactive=False)
+        hits = gr.Dataframe(headers=SEARCH_HEADERS, label="Ranked candidates", interactive=False,
+                            elem_id="translation-results")
+        explain_btn = gr.Button("Explain the best match (token-to-token similarity)")
+        token_map = gr.Plot(label="Token similarity: first query line vs its best match")
     with gr.Tab("Mining"):
         with gr.Row():
             s_lang = gr.Dropdown(langs, value="fra", label="Source language (demo)")
@@ -219,6 +233,10 @@ def build(ctx: AppContext) -> None:
         return {"headers": SEARCH_HEADERS, "data": rows}
 
     @ui_errors
+    def _explain(q: str, c: str, sc: str) -> Any:
+        return explain_best_match(ctx.encoder, q, c, sc)
+
+    @ui_errors
     def _mine(s: str, t: str, th: float | None, every: bool, sc: str
               ) -> tuple[Any, dict[str, Any]]:
         if every:
@@ -235,5 +253,7 @@ def build(ctx: AppContext) -> None:
                  api_name="translation_demo_mining")
     go.click(_search, inputs=[query, cands, top_k, scoring], outputs=hits,
              api_name="translation_search")
+    explain_btn.click(_explain, inputs=[query, cands, scoring], outputs=token_map,
+                      api_name="translation_explain")
     mine_btn.click(_mine, inputs=[src, tgt, threshold, keep_all, scoring], outputs=[plot, pairs],
                    api_name="translation_mine")

@@ -498,6 +498,33 @@ class ExtractiveQA:
             out.append(res[0] if top_k == 1 else res)
         return out[0] if single else out
 
+    def token_scores(self, question: str, context: str, *, max_windows: int | None = None
+                     ) -> list[dict[str, Any]]:
+        """Start / end scores of every token of the windows read for one question.
+
+        For explanations: the raw (uncalibrated) logits the answer is chosen from.
+
+        Returns:
+            One dict per window read: ``{"window", "offsets"`` (``(n, 2)`` character spans
+            into ``context``), ``"start"``, ``"end"`` (``(n,)`` scores)``}``.
+        """
+        check_fitted(self, ["net_", "calibration_"])
+        q = check_text(question, "question")
+        c = check_text(context, "context")
+        mw = self.max_windows if max_windows is None else max_windows
+        wins = self._windows(c)
+        if len(wins) <= mw:
+            read = list(range(len(wins)))
+        else:
+            read = [int(j) for j in np.argsort(-self._rank_windows([q], wins)[0])[:mw]]
+        out = []
+        for widx, offs, st, en in self._forward([q], [c], {c: wins}, [read])[0]:
+            shift = wins[widx].start
+            out.append({"window": widx, "offsets": np.asarray(offs) + shift,
+                        "start": np.asarray(st[1:], np.float32),
+                        "end": np.asarray(en[1:], np.float32)})
+        return out
+
     def _forward(self, qs: list[str], ctxs: list[str], docs: dict[str, list[_Window]],
                  reads: list[list[int]]) -> list[list[_WindowScores]]:
         """Per question, per window read: (window index, offsets, start, end) scores."""
