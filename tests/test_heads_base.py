@@ -102,3 +102,18 @@ def test_check_fitted() -> None:
     e = Est()
     e.coef_ = 1  # type: ignore[assignment]
     check_fitted(e, ["coef_"])
+
+
+def test_load_head_of_kind_refuses_other_kinds(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+    from core.heads.base import load_head_of_kind
+
+    class Demo:
+        @classmethod
+        def _load(cls, config, tensors, encoder):  # type: ignore[no-untyped-def]
+            return (config["labels"], tensors["w"].shape, encoder)
+
+    folder = _save(tmp_path / "head", fake_encoder)
+    labels, shape, enc = load_head_of_kind(Demo, folder, fake_encoder, "demo-kind", "demo head")
+    assert labels == ["neg", "pos"] and shape == (2, 3) and enc is fake_encoder
+    with pytest.raises(HeadFormatError, match="holds a 'demo-kind' head, not a QA head"):
+        load_head_of_kind(Demo, folder, fake_encoder, "qa-span", "QA head")

@@ -32,6 +32,7 @@ __all__ = [
     "check_encoder_match",
     "check_fitted",
     "load_head",
+    "load_head_of_kind",
     "read_head_folder",
     "write_head_folder",
 ]
@@ -159,6 +160,36 @@ def check_encoder_match(config: Mapping[str, Any], encoder: Encoder | None, wher
             f"{encoder.name!r} (fingerprint {encoder.fingerprint}); load it with "
             f"get_encoder({saved.get('name')!r}) or re-train it on this encoder"
         )
+
+
+def load_head_of_kind(cls: Any, path: str | os.PathLike[str], encoder: Encoder | None,
+                      kinds: str | tuple[str, ...], what: str) -> Any:
+    """Load a saved head that must be one of ``kinds``, beside ``encoder``.
+
+    Args:
+        cls: The head class (its ``_load(config, tensors, encoder)`` builds the head).
+        path: The saved folder.
+        encoder: The shared encoder (default: the one named in the config).
+        kinds: The accepted head kind(s).
+        what: How messages name the head ("QA head", ...).
+
+    Raises:
+        HeadFormatError: Not a saved head, or another kind of head.
+        EncoderMismatchError: Trained on another encoder.
+    """
+    config, tensors = read_head_folder(path)
+    accepted = (kinds,) if isinstance(kinds, str) else kinds
+    if config.get("head") not in accepted:
+        raise HeadFormatError(
+            f"{path} holds a {config.get('head')!r} head, not a {what} ({', '.join(accepted)}); "
+            f"load it with core.heads.load_head instead"
+        )
+    if encoder is None and config.get("encoder"):
+        from core.encoders import get_encoder
+
+        encoder = get_encoder(config["encoder"]["name"])
+    check_encoder_match(config, encoder, f"the {what} in {path}")
+    return cls._load(config, tensors, encoder)
 
 
 def load_head(path: str | os.PathLike[str], encoder: Encoder | None = None) -> Any:

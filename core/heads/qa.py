@@ -41,9 +41,8 @@ from torch import nn
 from core.encoders.base import Encoder
 from core.heads.base import (
     HEADS,
-    check_encoder_match,
     check_fitted,
-    read_head_folder,
+    load_head_of_kind,
     write_head_folder,
 )
 from core.validation import as_text_list, check_text
@@ -641,20 +640,7 @@ class ExtractiveQA:
             HeadFormatError: Not a saved QA head.
             EncoderMismatchError: Trained on another encoder.
         """
-        from core.errors import HeadFormatError
-
-        config, tensors = read_head_folder(path)
-        if config.get("head") != KIND:
-            raise HeadFormatError(
-                f"{path} holds a {config.get('head')!r} head, expected {KIND!r}; load it with "
-                f"core.heads.load_head instead"
-            )
-        if encoder is None and config.get("encoder"):
-            from core.encoders import get_encoder
-
-            encoder = get_encoder(config["encoder"]["name"])
-        check_encoder_match(config, encoder, f"the QA head in {path}")
-        return cls._load(config, tensors, encoder)
+        return load_head_of_kind(cls, path, encoder, KIND, "QA head")
 
     @classmethod
     def load_default(cls, encoder: Encoder | None = None) -> ExtractiveQA:

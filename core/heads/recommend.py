@@ -34,9 +34,8 @@ import numpy as np
 from core.encoders.base import Encoder
 from core.heads.base import (
     HEADS,
-    check_encoder_match,
     check_fitted,
-    read_head_folder,
+    load_head_of_kind,
     write_head_folder,
 )
 from core.validation import as_text_list, check_text
@@ -523,6 +522,12 @@ class ContentRecommender:
         :meth:`trend_scores`, ending at the history's latest timestamp).
         """
         check_fitted(self, "item_ids_")
+        idx, w, ref_time = self._history_weights(history, rating_center, recency_half_life)
+        return self._score(idx, w, ref_time)
+
+    def _history_weights(self, history: object, rating_center: object,
+                         recency_half_life: object) -> tuple[np.ndarray, np.ndarray, float | None]:
+        """Parse and weight a history: (item indices, weights, latest timestamp)."""
         self._check_params()
         hist = parse_history(history)
         if not hist:
@@ -531,7 +536,7 @@ class ContentRecommender:
         center = self.rating_center if rating_center == "default" else rating_center
         hl = self.recency_half_life if recency_half_life == "default" else recency_half_life
         idx, w = self._weights(hist, center, hl)  # type: ignore[arg-type]
-        return self._score(idx, w, self._ref_time(hist))
+        return idx, w, self._ref_time(hist)
 
     @staticmethod
     def _ref_time(hist: Sequence[tuple[str, float, float | None]]) -> float | None:
@@ -674,15 +679,8 @@ class ContentRecommender:
         check_fitted(self, "item_ids_")
         k = self._check_k(k)
         lam = self._lambda(mmr_lambda)
-        self._check_params()
-        hist = parse_history(history)
-        if not hist:
-            raise ValueError("history is empty; give at least one (item_id, rating) or use "
-                             "recommend_for_text for a cold start")
-        center = self.rating_center if rating_center == "default" else rating_center
-        hl = self.recency_half_life if recency_half_life == "default" else recency_half_life
-        idx, w = self._weights(hist, center, hl)  # type: ignore[arg-type]
-        scores = self._score(idx, w, self._ref_time(hist))
+        idx, w, ref_time = self._history_weights(history, rating_center, recency_half_life)
+        scores = self._score(idx, w, ref_time)
         excl = list(idx) if exclude_seen else []
         excl += self._exclude(exclude)
         picks = self._select(scores, k, np.asarray(excl, np.int64), lam)
@@ -799,15 +797,4 @@ class ContentRecommender:
     def load(cls, path: str | os.PathLike[str], encoder: Encoder | None = None
              ) -> ContentRecommender:
         """Load a saved recommender (refuses one saved beside another encoder)."""
-        config, tensors = read_head_folder(path)
-        if config.get("head") != KIND:
-            from core.errors import HeadFormatError
-
-            raise HeadFormatError(f"{path} holds a {config.get('head')!r} head, not a "
-                                  f"{KIND!r} head; load it with core.heads.load_head")
-        if encoder is None and config.get("encoder"):
-            from core.encoders import get_encoder
-
-            encoder = get_encoder(config["encoder"]["name"])
-        check_encoder_match(config, encoder, f"the recommender in {path}")
-        return cls._load(config, tensors, encoder)
+        return load_head_of_kind(cls, path, encoder, KIND, "recommender")

@@ -34,9 +34,8 @@ from core.encoders.base import Encoder, Role, check_role, progress
 from core.errors import NotFittedError
 from core.heads.base import (
     HEADS,
-    check_encoder_match,
     check_fitted,
-    read_head_folder,
+    load_head_of_kind,
     write_head_folder,
 )
 from core.validation import as_text_list, check_text
@@ -705,18 +704,7 @@ class TranslationRetriever:
     def load(cls, path: str | os.PathLike[str], encoder: Encoder | None = None
              ) -> TranslationRetriever:
         """Load a saved index (refused if it was built with another encoder)."""
-        from core.errors import HeadFormatError
-
-        config, tensors = read_head_folder(path)
-        if config.get("head") != _KIND:
-            raise HeadFormatError(f"{path} holds a {config.get('head')!r} head, not a "
-                                  f"{_KIND!r}; load it with core.heads.load_head")
-        if encoder is None and config.get("encoder"):
-            from core.encoders import get_encoder
-
-            encoder = get_encoder(config["encoder"]["name"])
-        check_encoder_match(config, encoder, f"the translation index in {path}")
-        return cls._load(config, tensors, encoder)
+        return load_head_of_kind(cls, path, encoder, _KIND, "translation index")
 
     def __repr__(self) -> str:
         return (f"TranslationRetriever(scoring={self.scoring!r}, k={self.k}, role={self.role!r}, "
