@@ -8,6 +8,7 @@ Tabs live in ``apps/tabs/`` and register themselves with
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 
 import gradio as gr
@@ -28,12 +29,19 @@ def discover_tabs() -> list[str]:
     return TABS.names()
 
 
-def build_demo(encoder_name: str = DEFAULT_ENCODER, ctx: AppContext | None = None) -> gr.Blocks:
+def build_demo(encoder_name: str = DEFAULT_ENCODER, ctx: AppContext | None = None,
+               workers: int | None = None) -> gr.Blocks:
     """Build the whole app around one shared encoder.
 
     Args:
         encoder_name: The shared encoder every tab uses.
         ctx: An existing context (tests pass their own); default a new one.
+        workers: How many model calls run at once across ALL tabs (default: the CPU
+            cores). Every handler is CPU-bound on the same encoder, so running more at
+            once than there are cores only makes each slower: gradio's default limit of
+            1 per event would let the 20-odd events of the app run 20 handlers at once.
+            One shared pool ("model") of ``workers`` slots keeps each handler's time
+            close to its single-user time; waiting requests queue in order.
     """
     ctx = ctx or AppContext(encoder_name=encoder_name)
     discover_tabs()
@@ -46,7 +54,12 @@ def build_demo(encoder_name: str = DEFAULT_ENCODER, ctx: AppContext | None = Non
             with gr.Tab(spec.title):
                 spec.build(ctx)
         # server-side handler timings for benchmarks/load.py (no UI element)
-        gr.api(_stats, api_name="server_stats")
+        gr.api(_stats, api_name="server_stats", concurrency_limit=None)
+    pool = workers or os.cpu_count() or 2
+    for fn in demo.fns.values():
+        if fn.api_name != "server_stats":
+            fn.concurrency_id = "model"
+            fn.concurrency_limit = pool
     return demo
 
 

@@ -6,6 +6,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import pkgutil
 import sys
 import time
@@ -77,11 +78,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         logger.warning("binding to %s: the app will be reachable from other machines; it has "
                        "no authentication", args.host)
+    import torch
+
+    # ``workers`` handlers run at once (one shared pool, see build_demo); each gets an
+    # equal share of the cores so that they do not oversubscribe the CPU
+    workers = max(1, args.workers)
+    torch.set_num_threads(max(1, (os.cpu_count() or 2) // workers))
     enc = get_encoder(args.encoder)
     logger.info("loading the shared encoder %s (built on first use)...", enc.name)
     enc.encode("warm up", role="query")
-    demo = build_demo(args.encoder)
-    demo.queue(default_concurrency_limit=args.concurrency)
+    demo = build_demo(args.encoder, workers=workers)
+    # max_size bounds the waiting line: beyond it a request is refused at once with a
+    # clear "queue is full" message instead of waiting minutes
+    demo.queue(max_size=args.max_queue)
     demo.launch(server_name=args.host, server_port=args.port, prevent_thread_lock=True,
                 max_file_size=MAX_UPLOAD_BYTES, show_error=False, quiet=True)
     _out(f"embedsuite app on http://{args.host}:{args.port} (encoder {enc.name}); "
@@ -148,8 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--encoder", default=DEFAULT_ENCODER)
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=7860)
-    s.add_argument("--concurrency", type=int, default=2,
-                   help="requests run at once per event (2 cores: more only adds contention)")
+    s.add_argument("--workers", type=int, default=os.cpu_count() or 2,
+                   help="model calls run at once across all tabs (default: CPU cores)")
+    s.add_argument("--max-queue", type=int, default=200,
+                   help="requests that may wait; more are refused with a message")
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("evaluate", help="run evaluation tasks for encoders")

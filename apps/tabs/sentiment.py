@@ -7,7 +7,6 @@ import io
 import logging
 import shutil
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +44,7 @@ def classify(head: SentimentClassifier, text: str) -> tuple[list[list[Any]], Any
     """Label and score for each line of ``text``, and a bar chart of class probabilities.
 
     Returns:
-        Rows ``[text, label, score]`` and a matplotlib figure.
+        Rows ``[text, label, score]`` and the probabilities for the bar chart.
     """
     lines = split_lines(text)
     proba = np.atleast_2d(head.predict_proba(lines))
@@ -59,35 +58,17 @@ def _short(text: str, n: int = 40) -> str:
 
 
 def plot_probabilities(texts: list[str], proba: np.ndarray, classes: list[str]) -> Any:
-    """Horizontal stacked bars: one bar per text, one colour per class."""
-    import matplotlib
+    """Class probabilities as a long table for ``gr.BarPlot`` (drawn in the browser).
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Columns ``text`` (numbered, shortened), ``class`` and ``probability``; the browser
+    renders the bars, so classifying costs no server-side plotting time.
+    """
+    import pandas as pd
 
-    n = len(texts)
-    fig, ax = plt.subplots(figsize=(7.5, 1.0 + 0.45 * n))
-    left = np.zeros(n)
-    cmap = plt.get_cmap("RdYlGn" if len(classes) == 2 else "tab10")
-    for k, c in enumerate(classes):
-        color = cmap(0.15 + 0.7 * k / max(len(classes) - 1, 1)) if len(classes) == 2 else cmap(k)
-        ax.barh(range(n), proba[:, k], left=left, color=color, label=c)
-        for i in range(n):
-            if proba[i, k] >= 0.12:
-                ax.text(left[i] + proba[i, k] / 2, i, f"{proba[i, k]:.2f}", ha="center",
-                        va="center", fontsize=8)
-        left += proba[:, k]
-    ax.set_yticks(range(n), [_short(t) for t in texts], fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("probability")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.3 / max(n, 1)),
-              ncol=min(len(classes), 5), fontsize=8, frameon=False)
-    with warnings.catch_warnings():  # scripts the default font lacks (CJK) draw as boxes
-        warnings.simplefilter("ignore", UserWarning)
-        fig.tight_layout()
-    plt.close(fig)
-    return fig
+    rows = [{"text": f"{i + 1}. {_short(t)}", "class": c, "probability": round(float(p[k]), 4)}
+            for i, (t, p) in enumerate(zip(texts, proba, strict=True))
+            for k, c in enumerate(classes)]
+    return pd.DataFrame(rows, columns=["text", "class", "probability"])
 
 
 def parse_csv(path: str | Path | None) -> tuple[list[str], list[str], int]:
@@ -295,7 +276,8 @@ def build(ctx: AppContext) -> None:
     gr.Examples([[e] for e in EXAMPLES], inputs=[text], label="Examples")
     table = gr.Dataframe(headers=["text", "label", "score"], label="Predictions",
                          interactive=False, elem_id="sentiment-results")
-    plot = gr.Plot(label="Class probabilities")
+    plot = gr.BarPlot(x="text", y="probability", color="class", label="Class probabilities",
+                      y_lim=[0, 1], sort=None)
     with gr.Row():
         line_no = gr.Number(value=1, precision=0, minimum=1, label="Explain line", scale=1)
         explain_btn = gr.Button("Explain: which words pushed the decision", scale=3)
