@@ -36,3 +36,4 @@ def test_user_errors_show_messages_and_app_keeps_serving(page: Any) -> None:
     page.get_by_label("default (SST-2)").check()
     page.get_by_role("button", name="Classify").click()
     assert table_rows(page, "sentiment-results", min_rows=1)[0][0] == "fine text"
+
