@@ -108,3 +108,24 @@ def test_two_processes_share_the_cache(tmp_path: Path) -> None:
 def test_batch_size_must_be_positive(fake_encoder: FakeEncoder, bad: int) -> None:
     with pytest.raises(ValueError, match="batch_size must be >= 1"):
         fake_encoder.encode(["a"], batch_size=bad)
+
+
+def test_long_encode_is_cached_as_it_goes(fake_encoder: FakeEncoder, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import core.encoders.base as base
+
+    monkeypatch.setattr(base, "_FLUSH_EVERY", 10)
+    texts = [f"text {i}" for i in range(35)]
+    calls = {"n": 0}
+    real = fake_encoder._encode_batch
+
+    def failing(batch, role):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt  # interrupted after 3 batches of 8
+        return real(batch, role)
+
+    monkeypatch.setattr(fake_encoder, "_encode_batch", failing)
+    with pytest.raises(KeyboardInterrupt):
+        fake_encoder.encode(texts, batch_size=8)
+    # batches 1-2 (16 vectors >= 10) were flushed; batch 3 (8 < 10) was not yet
+    assert fake_encoder.cache.info()["entries"] == 16

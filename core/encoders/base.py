@@ -20,6 +20,8 @@ logger = logging.getLogger(__name__)
 
 Role = Literal["query", "passage"]
 ROLES: tuple[str, ...] = ("query", "passage")
+#: vectors written to the cache at least this often during one long encode
+_FLUSH_EVERY = 2048
 
 __all__ = ["ROLES", "BaseEncoder", "Encoder", "Role", "TokenEmbeddings", "check_role", "progress"]
 
@@ -214,6 +216,9 @@ class BaseEncoder:
                             if keys:
                                 new[keys[i]] = v
                     bar.update(len(batch))
+                    if len(new) >= _FLUSH_EVERY:  # an interrupted long encode keeps its work
+                        self.cache.put_many(new, self.fingerprint)
+                        new = {}
             if new:
                 self.cache.put_many(new, self.fingerprint)
         return out[0] if single else out
