@@ -111,7 +111,7 @@ def test_batch_size_must_be_positive(fake_encoder: FakeEncoder, bad: int) -> Non
 
 
 def test_long_encode_is_cached_as_it_goes(fake_encoder: FakeEncoder, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import core.encoders.base as base
+    from core.encoders import base
 
     monkeypatch.setattr(base, "_FLUSH_EVERY", 10)
     texts = [f"text {i}" for i in range(35)]
