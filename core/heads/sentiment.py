@@ -17,7 +17,6 @@ Two kinds:
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
@@ -190,14 +189,6 @@ class TokenFeatureStore:
                                              ensure_ascii=False))
                 cid += 1
                 bar.update(len(chunk))
-
-
-def _text_digest(texts: Sequence[str]) -> str:
-    h = hashlib.sha256()
-    for t in texts:
-        h.update(t.encode("utf-8", "surrogatepass"))
-        h.update(b"\0")
-    return h.hexdigest()[:16]
 
 
 # ---------------------------------------------------------------------------
