@@ -108,6 +108,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {}
     if args.langs:
         options["langs"] = [s.strip() for s in args.langs.split(",") if s.strip()]
+    for item in args.option or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--option expects KEY=VALUE (e.g. qa.head=shipped), got {item!r}")
+        try:
+            value: Any = json.loads(raw)
+        except ValueError:
+            value = [v.strip() for v in raw.split(",")] if "," in raw else raw
+        options[key.strip()] = value
     t0 = time.perf_counter()
     records = run_evaluation(
         [s.strip() for s in args.encoders.split(",") if s.strip()],
@@ -170,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--limit", type=int, default=None, help="cap examples per dataset")
     s.add_argument("--protocol", choices=["default", "mteb"], default="default")
     s.add_argument("--langs", default=None, help="comma-separated languages (translation)")
+    s.add_argument("--option", action="append", metavar="KEY=VALUE",
+                   help="a task option, repeatable; KEY may name its task, e.g. "
+                        "qa.head=shipped, qa.langs=en,de, sentiment.kinds=linear")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--no-resume", action="store_true", help="recompute finished parts")
     s.add_argument("--out", required=True)

@@ -85,8 +85,8 @@ def test_xquad_task_smoke(e5: Any, data_dir: Path, tmp_path: Path) -> None:
     from core.evaluation.harness import TaskContext, get_tasks
 
     task = get_tasks().get("qa")
-    ctx = TaskContext(data_dir=data_dir, limit=12, options={"langs": ["en", "zh"]},
-                      work_dir=tmp_path)
+    ctx = TaskContext(data_dir=data_dir, limit=12,
+                      options={"langs": ["en", "zh"], "qa.head": "shipped"}, work_dir=tmp_path)
     recs = task.run(e5, ctx)
     keys = {(r["encoder"], r["dataset"], r["metric"]) for r in recs}
     for lang in ("en", "zh"):
@@ -97,3 +97,22 @@ def test_xquad_task_smoke(e5: Any, data_dir: Path, tmp_path: Path) -> None:
     em = {(r["encoder"], r["dataset"]): r["value"] for r in recs if r["metric"] == "exact_match"}
     # whole sentences rarely equal a short gold answer; extracted spans often do
     assert em[(e5.name, "xquad.en")] > em[("baseline:best-sentence", "xquad.en")]
+
+
+@pytest.mark.data
+def test_xquad_task_trains_a_head_per_encoder_on_the_budget(e5: Any, data_dir: Path,
+                                                            tmp_path: Path) -> None:
+    """Without ``head`` the task trains its own span head (tiny budget here) and scores it."""
+    from core.evaluation.harness import TaskContext, get_tasks
+
+    task = get_tasks().get("qa")
+    ctx = TaskContext(data_dir=data_dir, limit=8, work_dir=tmp_path, show_progress=False,
+                      options={"qa.langs": ["en"], "qa.train_questions": 40, "qa.epochs": 1,
+                               "qa.baseline": False})
+    head = task.head_for(e5, ctx)
+    info = head.training_info_
+    assert info["train_questions"] + info["val_questions"] == 40 and info["epochs"] == 1
+    recs = task.run(e5, ctx)
+    assert {(r["dataset"], r["metric"]) for r in recs} == {("xquad.en", "f1"),
+                                                          ("xquad.en", "exact_match")}
+    assert all(0.0 <= r["value"] <= 1.0 and r["n"] == 8 for r in recs)

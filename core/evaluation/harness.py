@@ -2,7 +2,9 @@
 
 A task is an object with ``name``, ``description``, ``needs_token_embeddings``,
 ``main_metric`` (a ``(dataset, metric)`` pair shown in the summary table) and
-``run(encoder, ctx) -> list[record]``. Records are plain dicts
+``run(encoder, ctx) -> list[record]``. A task with an MTEB-comparable variant also has
+``mteb_main_metric`` and runs it when ``ctx.protocol == "mteb"``; under that protocol
+the other tasks are reported as not applicable. Records are plain dicts
 ``{"encoder", "task", "dataset", "metric", "value", "n"}``; fractions (accuracy,
 F1, NDCG...) are in [0, 1]. Each encoder x task result is written to
 ``DIR/parts/`` atomically as soon as it finishes, so an interrupted run resumes
@@ -33,7 +35,8 @@ from core.registry import Registry
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TASKS", "Task", "TaskContext", "get_tasks", "make_record", "run_evaluation"]
+__all__ = ["PROTOCOLS", "TASKS", "Task", "TaskContext", "get_tasks", "main_metric", "make_record",
+           "not_applicable", "run_evaluation"]
 
 RECORD_KEYS = ("encoder", "task", "dataset", "metric", "value", "n")
 
@@ -59,6 +62,12 @@ class TaskContext:
     options: dict[str, Any] = field(default_factory=dict)
     work_dir: Path | None = None
     show_progress: bool | None = None
+
+    def option(self, task: str, key: str, default: Any = None) -> Any:
+        """A task option: ``"<task>.<key>"`` if given, else ``"<key>"``, else ``default``."""
+        if f"{task}.{key}" in self.options:
+            return self.options[f"{task}.{key}"]
+        return self.options.get(key, default)
 
     def require(self, *relative: str) -> Path:
         """The path of a data file, or a clear error naming what is missing."""
@@ -86,6 +95,23 @@ class Task(Protocol):
 
 
 TASKS: Registry[Task] = Registry("task")
+PROTOCOLS = ("default", "mteb")
+
+
+def main_metric(task: Task, protocol: str = "default") -> tuple[str, str]:
+    """The ``(dataset, metric)`` a task is summarised by under ``protocol``."""
+    if protocol == "mteb":
+        return tuple(getattr(task, "mteb_main_metric", task.main_metric))  # type: ignore[return-value]
+    return tuple(task.main_metric)  # type: ignore[return-value]
+
+
+def not_applicable(task: Task, encoder: Encoder, protocol: str) -> str | None:
+    """Why ``task`` cannot run for ``encoder`` under ``protocol`` (``None``: it can)."""
+    if protocol == "mteb" and not hasattr(task, "mteb_main_metric"):
+        return f"task {task.name} has no MTEB-comparable protocol"
+    if task.needs_token_embeddings and not encoder.has_token_embeddings:
+        return f"{encoder.name} has no token embeddings"
+    return None
 _DISCOVERED = False
 
 
@@ -154,7 +180,7 @@ def run_evaluation(
         ValueError: An unknown protocol or an empty list.
     """
     registry = get_tasks()
-    if protocol not in ("default", "mteb"):
+    if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be 'default' or 'mteb', got {protocol!r}")
     task_names = registry.names() if list(tasks) == ["all"] else list(tasks)
     if not task_names or not encoders:
@@ -186,9 +212,10 @@ def run_evaluation(
                 except (ValueError, KeyError):
                     logger.warning("ignoring unreadable part %s; recomputing", part)
             t0 = time.perf_counter()
-            if task.needs_token_embeddings and not enc.has_token_embeddings:
+            reason = not_applicable(task, enc, protocol)
+            if reason is not None:
                 st = {"encoder": str(enc_name), "task": task.name, "status": "not_applicable",
-                      "reason": f"{enc.name} has no token embeddings", "seconds": 0.0}
+                      "reason": reason, "seconds": 0.0}
                 recs: list[dict[str, Any]] = []
             else:
                 logger.info("running %s x %s", enc_name, task.name)
@@ -207,9 +234,9 @@ def run_evaluation(
             records += recs
             status.append(st)
     atomic_write_text(out / "results.json", json.dumps(records, indent=1, ensure_ascii=False))
-    write_markdown(out / "results.md", records, status, task_objs)
+    write_markdown(out / "results.md", records, status, task_objs, protocol=protocol)
     try:
-        plot_results(out / "results.png", records, task_objs)
+        plot_results(out / "results.png", records, task_objs, protocol=protocol)
     except Exception:  # a plot must never lose the numbers
         logger.exception("could not draw %s", out / "results.png")
     return records
@@ -220,22 +247,24 @@ def _fmt(v: float) -> str:
 
 
 def write_markdown(path: Path, records: list[dict[str, Any]], status: list[dict[str, Any]],
-                   tasks: Sequence[Task]) -> None:
+                   tasks: Sequence[Task], *, protocol: str = "default") -> None:
     """Summary table (encoders x main metric per task, best in bold) and all records."""
     encoders = list(dict.fromkeys([s["encoder"] for s in status]
                                   + [r["encoder"] for r in records]))
     na = {(s["encoder"], s["task"]) for s in status if s["status"] == "not_applicable"}
+    reasons = sorted({s.get("reason", "") for s in status if s["status"] == "not_applicable"})
+    mains = [main_metric(t, protocol) for t in tasks]
     cols = []
-    for t in tasks:
-        ds, metric = t.main_metric
+    for t, (ds, metric) in zip(tasks, mains, strict=True):
         vals = {}
         for r in records:
             if r["task"] == t.name and r["dataset"] == ds and r["metric"] == metric:
                 vals[r["encoder"]] = r["value"]
         cols.append((t, vals))
-    lines = ["# Evaluation results", "",
-             "| encoder | " + " | ".join(f"{t.name} ({t.main_metric[0]} {t.main_metric[1]})"
-                                        for t in tasks) + " |",
+    title = "# Evaluation results" + (" (protocol: mteb)" if protocol == "mteb" else "")
+    lines = [title, "",
+             "| encoder | " + " | ".join(f"{t.name} ({m[0]} {m[1]})"
+                                        for t, m in zip(tasks, mains, strict=True)) + " |",
              "|---|" + "---|" * len(tasks)]
     for e in encoders:
         cells = []
@@ -250,7 +279,8 @@ def write_markdown(path: Path, records: list[dict[str, Any]], status: list[dict[
                 cells.append("-")
         lines.append(f"| {e} | " + " | ".join(cells) + " |")
     lower = [t.name for t in tasks if not getattr(t, "higher_is_better", True)]
-    lines += ["", "n/a: the task needs token embeddings and the encoder has none. Bold: best "
+    why = ("n/a: " + "; ".join(r for r in reasons if r) + ". ") if reasons else ""
+    lines += ["", why + "Bold: best "
               "per column" + (f" (lower is better for {', '.join(lower)})." if lower else "."), "",
               "## All records", "", "| encoder | task | dataset | metric | value | n |",
               "|---|---|---|---|---|---|"]
@@ -264,30 +294,38 @@ def write_markdown(path: Path, records: list[dict[str, Any]], status: list[dict[
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
-def _main_values(records: list[dict[str, Any]], tasks: Sequence[Task]
+def _main_values(records: list[dict[str, Any]], tasks: Sequence[Task], protocol: str = "default"
                  ) -> tuple[list[str], np.ndarray]:
     encoders = list(dict.fromkeys(r["encoder"] for r in records))
     grid = np.full((len(encoders), len(tasks)), np.nan)
     for r in records:
         for j, t in enumerate(tasks):
-            if r["task"] == t.name and (r["dataset"], r["metric"]) == tuple(t.main_metric):
+            if r["task"] == t.name and (r["dataset"], r["metric"]) == main_metric(t, protocol):
                 grid[encoders.index(r["encoder"]), j] = r["value"]
     return encoders, grid
 
 
-def plot_results(path: Path, records: list[dict[str, Any]], tasks: Sequence[Task]) -> None:
+def plot_results(path: Path, records: list[dict[str, Any]], tasks: Sequence[Task], *,
+                 protocol: str = "default") -> None:
     """``results.png``: encoders x tasks heat map, plus per-language bars where tasks have them.
 
-    A task with ``language_metric = (dataset_prefix, metric)`` gets a bar chart of
-    ``value`` per language (records whose dataset is ``dataset_prefix + <lang>``).
+    A task with ``language_metric = (dataset_prefix, metric)`` (``mteb_language_metric``
+    under the mteb protocol) gets a bar chart of ``value`` per language (records whose
+    dataset is ``dataset_prefix + <lang>``).
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    encoders, grid = _main_values(records, tasks)
-    lang_tasks = [t for t in tasks if getattr(t, "language_metric", None)]
+    encoders, grid = _main_values(records, tasks, protocol)
+
+    def lang_metric(t: Task) -> tuple[str, str] | None:
+        if protocol == "mteb":
+            return getattr(t, "mteb_language_metric", None)
+        return getattr(t, "language_metric", None)
+
+    lang_tasks = [t for t in tasks if lang_metric(t)]
     n_rows = 1 + len(lang_tasks)
     fig = plt.figure(figsize=(max(8.0, 1.6 * len(tasks) + 3), 2.0 + 0.5 * len(encoders)
                               + 3.2 * len(lang_tasks)))
@@ -296,7 +334,8 @@ def plot_results(path: Path, records: list[dict[str, Any]], tasks: Sequence[Task
     ax = fig.add_subplot(gs[0])
     shown = np.where(np.isnan(grid), 0.0, grid)
     ax.imshow(shown, cmap="viridis", aspect="auto", vmin=0, vmax=1)
-    ax.set_xticks(range(len(tasks)), [f"{t.name}\n{t.main_metric[1]}" for t in tasks], fontsize=8)
+    ax.set_xticks(range(len(tasks)), [f"{t.name}\n{main_metric(t, protocol)[1]}" for t in tasks],
+                  fontsize=8)
     ax.set_yticks(range(len(encoders)), encoders, fontsize=8)
     for i in range(len(encoders)):
         for j in range(len(tasks)):
@@ -305,7 +344,7 @@ def plot_results(path: Path, records: list[dict[str, Any]], tasks: Sequence[Task
                     color="white" if shown[i, j] < 0.6 else "black")
     ax.set_title("Transfer across tasks (main metric per task)", fontsize=10)
     for k, t in enumerate(lang_tasks, start=1):
-        prefix, metric = t.language_metric  # type: ignore[attr-defined]
+        prefix, metric = lang_metric(t)  # type: ignore[misc]
         per: dict[str, dict[str, float]] = {}
         for r in records:
             if r["task"] == t.name and r["metric"] == metric and r["dataset"].startswith(prefix):

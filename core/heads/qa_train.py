@@ -68,23 +68,42 @@ def load_squad(path: str | os.PathLike[str], limit: int | None = None) -> list[Q
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"{p} not found; expected a SQuAD v1.1 JSON file")
+    shape = ("{'data': [{'title': str, 'paragraphs': [{'context': str, 'qas': [{'id', "
+             "'question': str, 'answers': [{'text': str, 'answer_start': int}]}]}]}]}")
     try:
         data = json.loads(p.read_text(encoding="utf-8"))["data"]
     except (ValueError, KeyError, TypeError):
-        raise ValueError(
-            f"{p} is not SQuAD v1.1 JSON; expected "
-            "{'data': [{'title', 'paragraphs': [{'context', 'qas': [...]}]}]}"
-        ) from None
+        raise ValueError(f"{p} is not SQuAD v1.1 JSON; expected {shape}") from None
     out: list[QAExample] = []
-    for art in data:
-        for par in art["paragraphs"]:
-            ctx = par["context"]
-            for qa in par["qas"]:
-                answers = [(a["text"], int(a["answer_start"])) for a in qa.get("answers", [])]
-                out.append(QAExample(str(qa["id"]), qa["question"], ctx, answers,
-                                     art.get("title", "")))
-                if limit is not None and len(out) >= limit:
-                    return out
+    where = "data"
+    try:  # every step is checked so that a wrong shape names where it went wrong
+        if not isinstance(data, list):
+            raise TypeError
+        for i, art in enumerate(data):
+            where = f"data[{i}]"
+            pars = art["paragraphs"]
+            if not isinstance(pars, list):
+                raise TypeError
+            for j, par in enumerate(pars):
+                where = f"data[{i}]['paragraphs'][{j}]"
+                ctx = par["context"]
+                if not isinstance(ctx, str) or not isinstance(par["qas"], list):
+                    raise TypeError
+                for m, qa in enumerate(par["qas"]):
+                    where = f"data[{i}]['paragraphs'][{j}]['qas'][{m}]"
+                    if not isinstance(qa["question"], str):
+                        raise TypeError
+                    answers = [(str(a["text"]), int(a["answer_start"]))
+                               for a in qa.get("answers", [])]
+                    out.append(QAExample(str(qa["id"]), qa["question"], ctx, answers,
+                                         str(art.get("title", ""))))
+                    if limit is not None and len(out) >= limit:
+                        return out
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise ValueError(
+            f"{p} is not SQuAD v1.1 JSON: {where} has the wrong shape or lacks a key; "
+            f"expected {shape}"
+        ) from None
     return out
 
 
@@ -630,7 +649,8 @@ def train_qa(squad_path: str | os.PathLike[str], work_dir: str | os.PathLike[str
     logger.info("training pairs %d, validation pairs %d, skipped %d", counts["train_pairs"],
                 counts["val_pairs"], counts["skipped"])
     tag = hashlib.sha256(json.dumps([str(squad_path), limit, epochs, lr, d_model, n_layers,
-                                     val_fraction, negatives, seed, max_tokens]).encode()
+                                     val_fraction, negatives, seed, max_tokens,
+                                     enc.fingerprint]).encode()
                          ).hexdigest()[:12]
     info = train_net(head, tp, vp, va, cf, qf, cs.texts, epochs=epochs, lr=lr, seed=seed,
                      max_tokens=max_tokens, ckpt_dir=Path(work_dir) / "train" / tag,

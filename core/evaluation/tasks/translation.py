@@ -29,6 +29,9 @@ role on both sides, default ``"query"``), ``mine_threshold`` (default
 :data:`~core.heads.translation.DEFAULT_MINE_THRESHOLD`), ``mining`` (bool, default
 True). ``ctx.limit`` keeps the first N pairs of each language.
 
+``--protocol mteb``: MTEB's BitextMining scoring only (records ``tatoeba/cosine``
+and ``tatoeba/cosine/<lang>``, main score ``f1_mean``), no margin, no mining.
+
 Run ``python -m core.evaluation.tasks.translation table RESULTS.json`` to print
 the per-language Markdown table of a finished run, and ``... calibrate`` to
 sweep the mining threshold (see docs/translation.md).
@@ -205,20 +208,26 @@ class TranslationTask:
                    "(cosine, ratio margin k=4), MTEB-style F1, and bitext mining P/R/F1")
     needs_token_embeddings = False
     main_metric = ("tatoeba/margin-centered", "accuracy_mean")
+    language_metric = ("tatoeba/margin-centered/", "accuracy")
+    #: ``--protocol mteb``: MTEB BitextMining scoring (top-1 cosine, F1), no mining.
+    mteb_main_metric = ("tatoeba/cosine", "f1_mean")
+    mteb_language_metric = ("tatoeba/cosine/", "f1")
 
     def run(self, encoder: Encoder, ctx: TaskContext) -> list[dict[str, Any]]:
         """Evaluate ``encoder``; see the module docstring for the records."""
         folder = ctx.require(DATASET)
         all_langs = available_languages(folder)
-        langs = list(ctx.options.get("langs") or all_langs)
+        langs = list(ctx.option(self.name, "langs") or all_langs)
         unknown = [lang for lang in langs if lang not in all_langs]
         if unknown:
             raise ValueError(f"unknown Tatoeba language(s) {unknown}; known: "
                              f"{', '.join(all_langs)}")
-        role = check_role(ctx.options.get("role", "query"))
-        threshold = float(ctx.options.get("mine_threshold", DEFAULT_MINE_THRESHOLD))
-        do_mining = bool(ctx.options.get("mining", True))
-        k = int(ctx.options.get("k", 4))
+        role = check_role(ctx.option(self.name, "role", "query"))
+        threshold = float(ctx.option(self.name, "mine_threshold", DEFAULT_MINE_THRESHOLD))
+        mteb = ctx.protocol == "mteb"
+        do_mining = bool(ctx.option(self.name, "mining", True)) and not mteb
+        scorings = ("cosine",) if mteb else SCORING_NAMES
+        k = int(ctx.option(self.name, "k", 4))
         pairs = {lang: load_pair(folder, lang, ctx.limit) for lang in langs}
         # distractor pairs: the next two languages of the evaluated list (of all, if < 3)
         pool = langs if len(langs) >= 3 else all_langs
@@ -255,7 +264,8 @@ class TranslationTask:
                 x, y = vectors(lang, 0), vectors(lang, 1)
                 per[lang] = retrieval_scores(x, y, k)
                 n = len(pairs[lang][0])
-                for scoring, m in per[lang].items():
+                for scoring in scorings:
+                    m = per[lang][scoring]
                     ds = f"{DATASET}/{scoring}/{lang}"
                     for metric in ("accuracy", "accuracy_eng2xxx", "f1"):
                         records.append(make_record(encoder.name, self.name, ds, metric,
@@ -279,11 +289,11 @@ class TranslationTask:
                         records.append(make_record(encoder.name, self.name, ds, metric,
                                                    mining[lang][metric], n))
                 bar.update(1)
-                bar.set_postfix(lang=lang,
+                bar.set_postfix(lang=lang, f1=f"{per[lang]['cosine']['f1']:.3f}",
                                 margin=f"{per[lang]['margin-centered']['accuracy']:.3f}")
         names = {"accuracy": "accuracy_mean", "accuracy_eng2xxx": "accuracy_mean_eng2xxx",
                  "f1": "f1_mean"}
-        for scoring in SCORING_NAMES:
+        for scoring in scorings:
             for metric, mean_name in names.items():
                 vals = [per[lang][scoring][metric] for lang in langs]
                 records.append(make_record(encoder.name, self.name, f"{DATASET}/{scoring}",
