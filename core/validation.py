@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import os
+import re
+from collections.abc import Iterator, Sequence
 
-__all__ = ["as_text_list", "check_text"]
+from core.errors import EmbedsuiteError, HeadFormatError
+
+__all__ = ["as_text_list", "check_text", "saved_head_errors"]
+
+#: Lone UTF-16 surrogates: Python str can hold them, but they are not Unicode text and
+#: tokenizers reject them with an obscure TypeError.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def check_text(text: object, where: str = "text", *, allow_empty: bool = False) -> str:
@@ -17,7 +26,8 @@ def check_text(text: object, where: str = "text", *, allow_empty: bool = False) 
 
     Raises:
         TypeError: ``text`` is not a ``str``.
-        ValueError: ``text`` is empty or whitespace only (unless allowed).
+        ValueError: ``text`` is empty or whitespace only (unless allowed), or holds an
+            invalid (lone surrogate) character.
     """
     if not isinstance(text, str):
         raise TypeError(
@@ -29,6 +39,15 @@ def check_text(text: object, where: str = "text", *, allow_empty: bool = False) 
             f"{where} is empty or whitespace only; expected some text. "
             f"Remove empty entries before encoding"
         )
+    if not text.isascii():
+        bad = _SURROGATE.search(text)
+        if bad is not None:
+            raise ValueError(
+                f"{where} holds an invalid character U+{ord(bad.group()):04X} (a lone surrogate) "
+                f"at position {bad.start()}; this is not valid Unicode text, usually a file "
+                f"decoded with errors='surrogateescape' or a broken JSON escape. Fix the source, "
+                f"or clean it with text.encode('utf-8', 'replace').decode('utf-8')"
+            )
     return text
 
 
@@ -56,3 +75,22 @@ def as_text_list(
     for i, t in enumerate(items):
         check_text(t, f"{name}[{i}]", allow_empty=allow_empty)
     return items, False
+
+
+@contextlib.contextmanager
+def saved_head_errors(path: str | os.PathLike[str], what: str) -> Iterator[None]:
+    """Turn the raw errors of rebuilding a head from an edited ``config.json`` (a missing
+    key, a wrong type, shapes that do not fit the weights) into :class:`HeadFormatError`.
+
+    embedsuite's own errors (:class:`EncoderMismatchError`, ...) pass through.
+    """
+    try:
+        yield
+    except EmbedsuiteError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
+        detail = f"{type(exc).__name__}: {exc}"
+        raise HeadFormatError(
+            f"the {what} in {path} does not fit its config.json ({detail:.160}); the file was "
+            f"edited or damaged. Re-save the head (head.save(folder)) or restore the folder"
+        ) from None

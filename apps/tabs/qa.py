@@ -75,6 +75,8 @@ def read_upload(path: str | os.PathLike[str] | None) -> str:
         text = p.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ValueError(f"{p.name} is not UTF-8 text; save it as UTF-8 .txt and retry.") from None
+    if "\x00" in text[:65536]:
+        raise ValueError(f"{p.name} is a binary file, not text: upload a UTF-8 .txt file.")
     if not text.strip():
         raise ValueError(f"{p.name} is empty; expected some text.")
     if len(text) > MAX_DOC_CHARS:

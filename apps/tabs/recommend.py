@@ -49,6 +49,9 @@ def read_catalogue_csv(source: str | os.PathLike[str] | bytes) -> list[dict[str,
     if len(raw) > MAX_UPLOAD_BYTES:
         raise ValueError(f"{name} has {len(raw):,} bytes; the app takes catalogues up to "
                          f"{MAX_UPLOAD_BYTES:,} bytes. Use the Python API for more.")
+    if b"\x00" in raw[:65536]:
+        raise ValueError(f"{name} is a binary file, not a CSV: upload a UTF-8 text file with "
+                         f"the header 'id,title,description'")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -315,7 +318,7 @@ def build(ctx: AppContext) -> None:
         return (gr.Dropdown(choices=ch, value=[]), gr.Dropdown(choices=ch, value=[]),
                 gr.Dropdown(choices=ch, value=None))
 
-    @ui_errors
+    @ui_errors(long=True)  # trains / embeds a whole upload
     def _load(path: str | None) -> tuple[Any, ...]:
         if not path:
             raise ValueError("Upload a CSV file first (columns id,title,description).")

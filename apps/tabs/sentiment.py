@@ -326,7 +326,7 @@ def build(ctx: AppContext) -> None:
             use = _default()
         return explain_line(use, t, int(n or 1))
 
-    @ui_errors
+    @ui_errors(long=True)  # trains / embeds a whole upload
     def _train(path: str | None, k: str) -> tuple[Any, Any, Any, str, Any]:
         head, rep, fig, zip_path = train_from_csv(ctx.encoder, path, k)
         return head, rep, fig, zip_path, gr.update(value="custom (trained below)")

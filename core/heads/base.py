@@ -23,6 +23,7 @@ from core.atomic import atomic_dir, recover_dir
 from core.encoders.base import Encoder
 from core.errors import EncoderMismatchError, HeadFormatError, NotFittedError
 from core.registry import Registry
+from core.validation import saved_head_errors
 
 logger = logging.getLogger(__name__)
 
@@ -189,7 +190,8 @@ def load_head_of_kind(cls: Any, path: str | os.PathLike[str], encoder: Encoder |
 
         encoder = get_encoder(config["encoder"]["name"])
     check_encoder_match(config, encoder, f"the {what} in {path}")
-    return cls._load(config, tensors, encoder)
+    with saved_head_errors(path, what):
+        return cls._load(config, tensors, encoder)
 
 
 def load_head(path: str | os.PathLike[str], encoder: Encoder | None = None) -> Any:
@@ -209,4 +211,5 @@ def load_head(path: str | os.PathLike[str], encoder: Encoder | None = None) -> A
 
         encoder = get_encoder(config["encoder"]["name"])
     check_encoder_match(config, encoder, f"the head in {path}")
-    return cls._load(config, tensors, encoder)
+    with saved_head_errors(path, "head"):
+        return cls._load(config, tensors, encoder)

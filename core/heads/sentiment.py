@@ -655,6 +655,14 @@ class SentimentClassifier:
         self._check()
         items, _ = as_text_list(texts)
         ys = _as_labels(labels, len(items))
+        unknown = sorted(set(ys) - set(self.classes_))
+        if unknown:
+            raise ValueError(
+                f"labels hold {unknown[:5]!r}, which the head was not trained on (its classes: "
+                f"{self.classes_!r}); map them to one of those classes or retrain with them"
+            )
+        if not items:
+            raise ValueError("score needs at least one labelled text, got none")
         p = self._forward(items)
         pred = [self.classes_[int(i)] for i in p.argmax(1)]
         return float(np.mean([a == b for a, b in zip(pred, ys, strict=True)]))
