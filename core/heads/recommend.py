@@ -283,6 +283,110 @@ class ContentRecommender:
         self._clear_interactions()
         return self
 
+    # ------------------------------------- precomputed vectors, large catalogues
+    #: From this many items on, ``similar`` (content only) and ``recommend_for_text``
+    #: take their candidates from a :class:`core.index.VectorIndex` (exact up to its
+    #: ``exact_threshold``, IVF above) instead of scoring every item.
+    ann_min_items: int = 100_000
+    #: Options of that index (e.g. ``{"storage": "f16"}``); see docs/scale-out.md.
+    vector_index_options: Mapping[str, Any] = {}
+
+    def fit_embeddings(self, ids: Sequence[object], embeddings: np.ndarray,
+                       texts: Sequence[str] | None = None,
+                       metadata: Sequence[Mapping[str, Any]] | None = None
+                       ) -> ContentRecommender:
+        """Use precomputed item vectors (``passage`` role, L2-normalised), e.g. from a
+        batch job, instead of embedding the catalogue.
+
+        Args:
+            ids: Item ids (kept as str, unique), one per row of ``embeddings``.
+            embeddings: ``(n_items, dim)`` float32 from this head's encoder (a memory
+                map is kept as is, not copied).
+            texts: Item texts (default: the ids).
+            metadata: One dict per item (default: empty).
+
+        Raises:
+            ValueError: Lengths or dims that do not match, duplicate ids, < 2 items.
+        """
+        self._check_params()
+        id_list = [_as_id(x, f"ids[{j}]") for j, x in enumerate(ids)]
+        emb = np.asarray(embeddings, dtype=np.float32)
+        if emb.ndim != 2 or emb.shape[0] != len(id_list):
+            raise ValueError(f"embeddings must be ({len(id_list)}, dim), one row per id, got "
+                             f"shape {emb.shape}")
+        if len(id_list) < 2:
+            raise ValueError(f"a catalogue needs at least 2 items, got {len(id_list)}")
+        if len(set(id_list)) != len(id_list):
+            raise ValueError("ids must be unique; the catalogue has duplicate ids")
+        dim = getattr(self._encoder(), "dim", None)
+        if dim and emb.shape[1] != dim:
+            raise ValueError(f"embeddings have {emb.shape[1]} dims, the encoder "
+                             f"{self._encoder().name} gives {dim}; embed the items with it")
+        text_list = list(id_list) if texts is None else [check_text(t, f"texts[{j}]")
+                                                          for j, t in enumerate(texts)]
+        metas = [{} for _ in id_list] if metadata is None else [dict(m) for m in metadata]
+        if len(text_list) != len(id_list) or len(metas) != len(id_list):
+            raise ValueError(f"texts and metadata need one entry per id ({len(id_list)})")
+        self._set_catalogue(id_list, text_list, metas, emb)
+        self._clear_interactions()
+        return self
+
+    def fit_shards(self, folder: str | os.PathLike[str], items: object = None
+                   ) -> ContentRecommender:
+        """Fit on the item vectors of an ``embedsuite embed-corpus`` shards folder.
+
+        Args:
+            folder: Shards embedded with this head's encoder and ``--role passage``,
+                whose ids (``--id-column``) are the item ids.
+            items: Optional catalogue (as for :meth:`fit`) giving texts and metadata
+                by id; every shard id must be in it. Without it the texts kept in the
+                shards (``--keep-text``) or the ids are used.
+
+        Raises:
+            ShardError: Unfinished, corrupted or other-encoder shards (says how to fix).
+            KeyError: A shard id missing from ``items``.
+        """
+        from core.shards import load_embeddings
+
+        emb = load_embeddings(folder, encoder=self._encoder())
+        if emb.manifest.get("role") != "passage":
+            logger.warning("%s was embedded with role %r; items are compared as 'passage' "
+                           "vectors (embed with --role passage)", folder,
+                           emb.manifest.get("role"))
+        texts: Sequence[str] = emb.texts if emb.texts is not None else emb.ids
+        metas = None
+        if items is not None:
+            ids, item_texts, item_metas = self._parse_items(items)
+            where = {iid: j for j, iid in enumerate(ids)}
+            missing = [x for x in emb.ids if x not in where]
+            if missing:
+                raise KeyError(f"{len(missing)} shard ids are not in items (e.g. "
+                               f"{missing[:3]}); give every item of the shards")
+            texts = [item_texts[where[x]] for x in emb.ids]
+            metas = [item_metas[where[x]] for x in emb.ids]
+        return self.fit_embeddings(emb.ids, emb.vectors, texts, metas)
+
+    def _use_ann(self) -> bool:
+        return len(self.item_ids_) >= int(self.ann_min_items)
+
+    def _ann_scores(self, attr: str, vec: np.ndarray, k: int) -> np.ndarray:
+        """Scores of the index's candidates for ``vec`` (``-inf`` for every other item),
+        enough of them for :meth:`_select` (its MMR pool is ``max(50, 10 k)``)."""
+        from core.index import VectorIndex
+
+        mat = getattr(self, attr)
+        cache = self.__dict__.setdefault("_vindexes", {})
+        hit = cache.get(attr)
+        if hit is None or hit[0] is not mat:
+            logger.info("building a vector index over %d items", len(mat))
+            hit = (mat, VectorIndex(**dict(self.vector_index_options)).build(mat))
+            cache[attr] = hit
+        s, i = hit[1].search(np.asarray(vec, np.float32), min(len(mat), max(50, 10 * k) + k))
+        scores = np.full(len(mat), -np.inf, np.float32)
+        ok = i >= 0
+        scores[i[ok]] = s[ok]
+        return scores
+
     def _set_catalogue(self, ids: list[str], texts: list[str], metas: list[dict[str, Any]],
                        emb: np.ndarray) -> None:
         self.item_ids_ = ids
@@ -644,6 +748,9 @@ class ContentRecommender:
         idx = np.asarray([i], np.int64)
         if self.is_hybrid:
             scores = self._score(idx, np.ones(1, np.float32))
+        elif self._use_ann():
+            scores = self._ann_scores("item_vectors_", self.item_vectors_[i],
+                                      k + 1 + len(self._exclude(exclude)))
         else:
             scores = self.item_vectors_ @ self.item_vectors_[i]
         picks = self._select(scores, k, np.asarray([i, *self._exclude(exclude)]), lam)
@@ -702,12 +809,15 @@ class ContentRecommender:
         k = self._check_k(k)
         lam = self._lambda(mmr_lambda)
         queries, single = as_text_list(query, "query")
+        if not queries:  # an empty list of wishes: nothing to recommend for
+            return []
         q = np.asarray(self._encoder().encode(queries, role="query", batch_size=self.batch_size),
                        np.float32).reshape(len(queries), -1)
         excl = np.asarray(self._exclude(exclude), np.int64)
         out = []
         for row in q:
-            scores = self._block_dot(self.embeddings_, row)
+            scores = (self._ann_scores("embeddings_", row, k + len(excl)) if self._use_ann()
+                      else self._block_dot(self.embeddings_, row))
             picks = self._select(scores, k, excl, lam)
             out.append([{"item_id": self.item_ids_[int(j)], "score": float(scores[j]),
                          "because": []} for j in picks])

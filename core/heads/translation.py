@@ -466,6 +466,81 @@ class TranslationRetriever:
 
     fit = index  # sklearn-style alias: ``fit(candidates)`` returns self
 
+    # -- large candidate sets: shards and a vector index (docs/scale-out.md) ----------
+    def index_shards(
+        self,
+        folder: str | os.PathLike[str],
+        texts: Sequence[str] | None = None,
+        reference: np.ndarray | None = None,
+    ) -> TranslationRetriever:
+        """Use the candidate vectors of an ``embedsuite embed-corpus`` shards folder.
+
+        The vectors stay on disk (memory-mapped ``embeddings.npy`` beside the shards,
+        see :func:`core.shards.load_embeddings`); above the vector index's exact
+        threshold the candidate search runs on a :class:`core.index.VectorIndex`
+        (see :meth:`use_vector_index`).
+
+        Args:
+            folder: The shards folder (embedded with this retriever's encoder; best
+                with ``--role query``, the role this head encodes with).
+            texts: The candidate sentences in row order (default: the texts kept in
+                the shards with ``--keep-text``, else the row ids).
+            reference: Optional query-side vectors for the margin (see :meth:`index`).
+
+        Raises:
+            ShardError: Unfinished, corrupted or other-encoder shards (says how to fix).
+            ValueError: ``texts`` has another length than the shards.
+        """
+        from core.shards import load_embeddings
+
+        emb = load_embeddings(folder, encoder=self.encoder_)
+        if emb.manifest.get("role") != self.role:
+            logger.warning("%s was embedded with role %r but this retriever encodes queries "
+                           "with role %r; embed with --role %s for comparable scores", folder,
+                           emb.manifest.get("role"), self.role, self.role)
+        if texts is None:
+            texts = emb.texts if emb.texts is not None else emb.ids
+        elif len(texts) != len(emb):
+            raise ValueError(f"{len(texts)} texts but {len(emb)} rows in {folder}; give one "
+                             f"text per row, in row order")
+        return self.index_embeddings(texts, emb.vectors, reference)
+
+    def use_vector_index(self, **options: Any) -> TranslationRetriever:
+        """Options of the :class:`core.index.VectorIndex` used for candidate search.
+
+        Up to ``exact_threshold`` candidates (default 50,000) the exact blockwise search
+        is kept (identical results); above it an IVF index is built once per candidate
+        space on the first search and reused. E.g. ``use_vector_index(storage="f16")``.
+        """
+        self._vindex_options = dict(options)
+        self._vindexes: list[tuple[np.ndarray, Any]] = []
+        return self
+
+    def _candidate_knn(self, q: np.ndarray, emb: np.ndarray, k: int,
+                       show_progress: bool | None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` candidates of each query: exact below the index threshold, else IVF."""
+        from core.index import VectorIndex
+
+        opts = dict(getattr(self, "_vindex_options", {}))
+        threshold = int(opts.get("exact_threshold", VectorIndex().exact_threshold))
+        if len(emb) <= threshold:
+            return knn_search(q, emb, k, block_bytes=self.block_bytes,
+                              show_progress=show_progress)
+        live = [space[0] for space in self._spaces.values()]
+        kept = [(m, ix) for m, ix in getattr(self, "_vindexes", [])
+                if any(m is x for x in live)]
+        found = next((ix for m, ix in kept if m is emb), None)
+        if found is None:
+            logger.info("building a vector index over %d candidates", len(emb))
+            found = VectorIndex(**opts).build(emb)
+            kept.append((emb, found))
+        self._vindexes = kept
+        s, i = found.search(q, k)
+        bad = np.flatnonzero((i < 0).any(axis=1))
+        if bad.size:  # an IVF probe found fewer than k: those queries search exactly
+            s[bad], i[bad] = knn_search(q[bad], emb, k, block_bytes=self.block_bytes)
+        return s.astype(np.float32), i.astype(np.int64)
+
     def __len__(self) -> int:
         return 0 if self.texts_ is None else len(self.texts_)
 
@@ -532,6 +607,8 @@ class TranslationRetriever:
         """
         check_fitted(self, ["texts_", "embeddings_"])
         items, single = as_text_list(queries, "queries")
+        if not items:  # an empty list of queries: nothing to rank
+            return []
         q = self._encode(items, show_progress)
         scores = self.search_embeddings(q, top_k, scoring=scoring, show_progress=show_progress)
         return scores[0] if single else scores
@@ -560,14 +637,12 @@ class TranslationRetriever:
         n_cand = len(texts)
         kk = min(top_k, n_cand)
         if sc == "cosine":
-            cs, ci = knn_search(q, emb, kk, block_bytes=self.block_bytes,
-                                show_progress=show_progress)
+            cs, ci = self._candidate_knn(q, emb, kk, show_progress)
             return [[self._hit(texts, int(j), float(s), float(s), None)
                      for s, j in zip(cr, ir, strict=True)]
                     for cr, ir in zip(cs, ci, strict=True)]
         wide = min(n_cand, max(kk, self.shortlist, self.k))
-        cs, ci = knn_search(q, emb, wide, block_bytes=self.block_bytes,
-                            show_progress=show_progress)
+        cs, ci = self._candidate_knn(q, emb, wide, show_progress)
         r_x = cs[:, : min(self.k, cs.shape[1])].mean(axis=1)
         r_y = self._candidate_r(ci, q, centered, show_progress)
         ms = margin_scores(cs, r_x, r_y)
