@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -71,7 +71,7 @@ def test_harness_records_markdown_and_resume(tmp_path: Path, registered: None) -
 class _MtebTask(_CountingTask):
     name = "toymteb"
     mteb_main_metric = ("toy-mteb", "f1")
-    seen: list[str] = []
+    seen: ClassVar[list[str]] = []
 
     def run(self, encoder: Any, ctx: TaskContext) -> list[dict[str, Any]]:
         _MtebTask.seen.append(ctx.protocol)
@@ -108,7 +108,7 @@ def test_task_context_option_precedence(tmp_path: Path) -> None:
 
 
 def test_cli_option_parsing(tmp_path: Path, registered: None, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
-    import apps.cli as cli
+    from apps import cli
 
     got: dict[str, Any] = {}
 

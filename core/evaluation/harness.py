@@ -101,8 +101,10 @@ PROTOCOLS = ("default", "mteb")
 def main_metric(task: Task, protocol: str = "default") -> tuple[str, str]:
     """The ``(dataset, metric)`` a task is summarised by under ``protocol``."""
     if protocol == "mteb":
-        return tuple(getattr(task, "mteb_main_metric", task.main_metric))  # type: ignore[return-value]
-    return tuple(task.main_metric)  # type: ignore[return-value]
+        ds, metric = getattr(task, "mteb_main_metric", task.main_metric)
+        return ds, metric
+    ds, metric = task.main_metric
+    return ds, metric
 
 
 def not_applicable(task: Task, encoder: Encoder, protocol: str) -> str | None:
