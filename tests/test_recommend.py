@@ -235,7 +235,7 @@ def test_large_catalogue_blockwise(fake_encoder):
     """100,000 items: scoring is block-wise and the CF matrix sparse (no n x n array)."""
     rng = np.random.default_rng(0)
     n = 100_000
-    rec = ContentRecommender(fake_encoder, block_size=16384, neighbors=20)
+    rec = ContentRecommender(fake_encoder, block_size=16384, neighbors=20, cf_model="knn")
     emb = rng.standard_normal((n, 32)).astype(np.float32)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     ids = [f"i{i}" for i in range(n)]
@@ -249,6 +249,45 @@ def test_large_catalogue_blockwise(fake_encoder):
     res = rec.recommend([("i1", 5.0), ("i2", 1.0), ("i70000", 4.0)], k=10, mmr_lambda=0.7)
     assert len(res) == 10 and len({r["item_id"] for r in res}) == 10
     assert rec.map_2d().shape == (n, 2)
+    # EASE over more rated items than ease_max_items falls back to the sparse model
+    rec.set_params(cf_model="ease", ease_max_items=1000)
+    rec.fit_interactions(users.tolist(), [ids[i] for i in items], rng.integers(1, 6, 60_000)
+                         .astype(float).tolist())
+    assert rec.cf_model_ == "knn" and rec.cf_dense_ is None and rec.cf_data_ is not None
+
+
+def _co_watched(fake_encoder, **params):
+    """12 items; users who watch item a also watch item b (pairs 0-1, 2-3, ...)."""
+    rec = ContentRecommender(fake_encoder, **params).fit(
+        [(f"m{i}", f"movie number {i}") for i in range(12)])
+    users, items, ratings = [], [], []
+    for u in range(60):
+        a = (u % 6) * 2
+        for it in (a, a + 1, (a + 5) % 12):
+            users.append(f"u{u}")
+            items.append(f"m{it}")
+            ratings.append(4.0 + (u % 2))
+    return rec.fit_interactions(users, items, ratings)
+
+
+def test_ease_collaborative_part(fake_encoder):
+    rec = _co_watched(fake_encoder, cf_weight=1.0, trend_weight=0.0)
+    assert rec.cf_model_ == "ease" and rec.cf_items_ is not None and rec.cf_dense_ is not None
+    m = len(rec.cf_items_)
+    assert rec.cf_dense_.shape == (m, m) and np.allclose(np.diag(rec.cf_dense_), 0.0)
+    # the item always watched with m0 is the top pick for a history of m0
+    top = rec.recommend([("m0", 5.0)], k=1, rating_center=3.0)[0]
+    assert top["item_id"] == "m1" and top["because"] == ["m0"]
+
+
+def test_ease_and_knn_save_load_round_trip(fake_encoder, tmp_path):
+    for model in ("ease", "knn"):
+        rec = _co_watched(fake_encoder, cf_model=model)
+        rec.save(tmp_path / model)
+        back = ContentRecommender.load(tmp_path / model, fake_encoder)
+        assert back.cf_model_ == model and back.get_params() == rec.get_params()
+        hist = [("m0", 5.0), ("m4", 2.0)]
+        assert back.recommend(hist, k=5) == rec.recommend(hist, k=5)
 
 
 def test_params_and_set_params(fake_encoder):
@@ -258,6 +297,8 @@ def test_params_and_set_params(fake_encoder):
         rec.set_params(foo=1)
     with pytest.raises(ValueError, match="rating_center must be None, 'mean' or a number"):
         rec.set_params(rating_center="median")
+    with pytest.raises(ValueError, match=r"cf_model must be one of \('ease', 'knn'\), got 'svd'"):
+        ContentRecommender(fake_encoder).set_params(cf_model="svd")
 
 
 # ----------------------------------------------------------------- tab handlers
