@@ -69,6 +69,7 @@ def main() -> None:
     p.add_argument("--encoder", default="e5-small")
     p.add_argument("--storages", default="f32,f16,i8")
     p.add_argument("--target-recall", type=float, default=0.95)
+    p.add_argument("--nlist", type=int, default=None, help="IVF lists (default: the index's)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
 
@@ -100,7 +101,7 @@ def main() -> None:
     results = {}
     for storage in args.storages.split(","):
         t = time.perf_counter()
-        idx = VectorIndex(exact_threshold=50_000, storage=storage).build(x)
+        idx = VectorIndex(exact_threshold=50_000, storage=storage, nlist=args.nlist).build(x)
         build_s = time.perf_counter() - t
         sweep = []
         for nprobe in ([None] if idx.ivf_ is None else [8, 16, 32, 64, 128, 256]):
@@ -121,12 +122,13 @@ def main() -> None:
                 break  # the smallest nprobe that reaches the target
         best = sweep[-1]
         results[storage] = {"build_s": round(build_s, 1), **best,
+                            "nlist": None if idx.ivf_ is None else int(idx.ivf_.nlist),
                             "memory_mb": round(idx.memory_bytes() / 1e6, 1),
                             "kind": idx.kind_, "sweep": sweep}
     head = results[args.storages.split(",")[0]]
     out = {"n": len(x), "dim": int(x.shape[1]), **{k: head[k] for k in (
         "build_s", "p50_ms", "p99_ms", "recall_at_10", "memory_mb")},
-        "exact_p50_ms": round(exact_p50, 3), "real_vectors": len(base),
+        "exact_p50_ms": round(exact_p50, 3), "encoder": enc.name, "real_vectors": len(base),
         "padded_vectors": int(len(x) - len(base)), "queries": len(q),
         "embed_s": round(embed_s, 1), "float32_mb": round(x.nbytes / 1e6, 1),
         "storages": results}

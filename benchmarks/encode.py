@@ -2,8 +2,10 @@
 
 Same model (the rebuilt e5-small folder), same 2,000 real sentences (the English
 side of Tatoeba), one process. Prints a table, or one JSON object with ``--json``:
-``{"st_fp32_per_s", "cold_per_s", "warm_per_s", "cold_ratio", "warm_ratio"}``
-(ratios against plain sentence-transformers).
+``{"st_fp32_per_s", "cold_per_s", "warm_per_s", "cold_ratio", "warm_ratio", "int8_per_s",
+"int8_ratio", "int8_min_cos", "int8_mean_cos"}`` (ratios against plain sentence-transformers,
+measured in the same run; ``int8`` is the ``e5-small-int8`` encoder, cold, with its cosine to
+the sentence-transformers fp32 vectors of the same sentences).
 
     python benchmarks/encode.py [--n 2000] [--batch-size 32] [--json]
 """
@@ -18,10 +20,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.cache import EmbeddingCache
 from core.encoders.e5 import PROMPTS, E5SmallEncoder
+from core.encoders.int8 import E5SmallInt8Encoder
 from core.paths import data_dir
 
 
@@ -44,6 +49,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=2000)
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--no-int8", action="store_true", help="skip the e5-small-int8 encoder")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     os.environ.setdefault("EMBEDSUITE_PROGRESS", "0")
@@ -60,6 +66,8 @@ def main() -> None:
     st.encode([PROMPTS["query"] + s for s in sents], batch_size=args.batch_size,
               normalize_embeddings=True, show_progress_bar=False)
     st_s = time.perf_counter() - t0
+    ref = st.encode([PROMPTS["query"] + s for s in sents[:500]], batch_size=args.batch_size,
+                    normalize_embeddings=True, show_progress_bar=False)
 
     with tempfile.TemporaryDirectory() as tmp:
         ours = E5SmallEncoder(folder=enc.path, cache=EmbeddingCache(Path(tmp) / "c.sqlite"))
@@ -70,13 +78,25 @@ def main() -> None:
         t0 = time.perf_counter()
         ours.encode(sents, batch_size=args.batch_size)
         warm_s = time.perf_counter() - t0
+        int8: dict[str, float] = {}
+        if not args.no_int8:
+            fast = E5SmallInt8Encoder(fp32=ours, cache=EmbeddingCache(Path(tmp) / "i8.sqlite"))
+            fast.encode("warm up", use_cache=False)
+            t0 = time.perf_counter()
+            v = fast.encode(sents, batch_size=args.batch_size)
+            int8_s = time.perf_counter() - t0
+            cos = np.sum(v[:500] * ref, axis=1)
+            int8 = {"int8_per_s": round(len(sents) / int8_s, 1),
+                    "int8_ratio": round(st_s / int8_s, 3),
+                    "int8_min_cos": round(float(cos.min()), 4),
+                    "int8_mean_cos": round(float(cos.mean()), 4)}
 
     n = len(sents)
     res = {
         "n": n, "batch_size": args.batch_size, "threads": torch.get_num_threads(),
         "st_fp32_per_s": round(n / st_s, 1), "cold_per_s": round(n / cold_s, 1),
         "warm_per_s": round(n / warm_s, 1), "cold_ratio": round(st_s / cold_s, 3),
-        "warm_ratio": round(st_s / warm_s, 1),
+        "warm_ratio": round(st_s / warm_s, 1), **int8,
     }
     if args.json:
         print(json.dumps(res))
@@ -87,6 +107,10 @@ def main() -> None:
           f"({res['cold_ratio']}x)")
     print(f"  embedsuite warm (cache)    : {res['warm_per_s']:>10,.1f} sentences/s "
           f"({res['warm_ratio']}x)")
+    if int8:
+        print(f"  e5-small-int8 cold         : {res['int8_per_s']:>10,.1f} sentences/s "
+              f"({res['int8_ratio']}x; cosine to fp32 min {res['int8_min_cos']}, "
+              f"mean {res['int8_mean_cos']})")
 
 
 if __name__ == "__main__":

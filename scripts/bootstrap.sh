@@ -37,7 +37,7 @@ setup() {
   echo "bootstrap: installing torch==2.13.0 (CPU) first" >&2
   "$VENV/bin/python" -m pip install -q torch==2.13.0
   echo "bootstrap: installing embedsuite and its dependencies" >&2
-  "$VENV/bin/python" -m pip install -q -e ".[dev,ray]"
+  "$VENV/bin/python" -m pip install -q -e ".[dev,ray,fast]"
   echo "$want" > "$VENV/.embedsuite-stamp"
 }
 

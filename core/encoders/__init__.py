@@ -15,6 +15,7 @@ from pathlib import Path
 
 from core.encoders.base import ROLES, BaseEncoder, Encoder, Role, TokenEmbeddings
 from core.encoders.e5 import E5SmallEncoder
+from core.encoders.int8 import E5SmallInt8Encoder
 from core.encoders.others import MiniLMEncoder, TfidfEncoder, USEEncoder
 from core.encoders.st import SentenceTransformerEncoder
 from core.registry import Registry
@@ -36,6 +37,7 @@ DEFAULT_ENCODER = "e5-small"
 
 ENCODERS: Registry[Callable[[], BaseEncoder]] = Registry("encoder")
 ENCODERS.register("e5-small", E5SmallEncoder)
+ENCODERS.register("e5-small-int8", E5SmallInt8Encoder)
 ENCODERS.register("minilm-l6", MiniLMEncoder)
 ENCODERS.register("use-m3", USEEncoder)
 ENCODERS.register("tfidf", TfidfEncoder)
@@ -49,8 +51,8 @@ def get_encoder(name: str | os.PathLike[str] = DEFAULT_ENCODER, *, shared: bool 
     """Return the encoder registered as ``name``, or a local sentence-transformers folder.
 
     Args:
-        name: A registered name (``e5-small``, ``minilm-l6``, ``use-m3``, ``tfidf``) or
-            the path of a sentence-transformers folder.
+        name: A registered name (``e5-small``, ``e5-small-int8``, ``minilm-l6``, ``use-m3``,
+            ``tfidf``) or the path of a sentence-transformers folder.
         shared: Return the one process-wide instance (loaded once, shared by every head).
             ``tfidf`` is never shared since each use fits it on its own corpus.
 

@@ -1,0 +1,423 @@
+"""``e5-small-int8``: a fast int8 CPU path for e5-small through ONNX Runtime.
+
+Built offline, once, from the rebuilt fp32 folder of :mod:`core.encoders.e5`:
+
+1. the BERT body is exported to ONNX with ``torch.onnx`` (eager attention, every
+   hidden state as an output so token embeddings of any layer stay available);
+2. ONNX Runtime's transformer optimiser fuses it for BERT (embedding + LayerNorm,
+   attention, bias + GELU, skip + LayerNorm);
+3. ``onnxruntime.quantization.quantize_dynamic`` turns the weights into per-channel
+   int8 (activations are quantised on the fly, per batch).
+
+The result lives beside the fp32 folder (``<cache_dir>/models/e5-small-int8``),
+built in a temporary sibling and renamed into place under a file lock, and is
+checked against the fp32 model before it is installed. At run time only
+``onnxruntime``, ``tokenizers`` and numpy are needed (no torch): the same
+``tokenizer.json``, the same ``query: ``/``passage: `` prompts, mean pooling over
+the attention mask and L2 normalisation, as in the fp32 path.
+
+``onnxruntime`` and ``onnx`` are the optional extra ``fast``
+(``pip install embedsuite[fast]``); without them the encoder says so on first use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.atomic import atomic_dir
+from core.encoders.base import BaseEncoder, Role, TokenEmbeddings, check_role, progress
+from core.encoders.e5 import _CHECK_SENTENCES, PROMPTS, E5SmallEncoder
+from core.encoders.st import SentenceTransformerEncoder
+from core.paths import cache_dir
+from core.validation import as_text_list
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "INT8_VERSION",
+    "E5SmallInt8Encoder",
+    "MissingRuntimeError",
+    "build_int8_folder",
+    "import_onnxruntime",
+]
+
+#: bump when the recipe changes: the folder is rebuilt and the fingerprint changes
+INT8_VERSION = 1
+RECIPE = "onnx-opset17+ort-bert-fusion+dynamic-int8-per-channel"
+#: the build fails below this cosine to fp32 on the check sentences
+MIN_BUILD_COSINE = 0.98
+#: default ONNX Runtime intra-op threads (0 = one per core). benchmarks/throughput.py on the
+#: shared 2-core machine: 1 thread beat 2 for texts up to 50 tokens at every batch size
+#: (e.g. 10 tokens, batch 32: 337 vs 227 sentences/s), and the app runs 2 workers at once.
+#: ``EMBEDSUITE_THREADS`` overrides it (2 may pay off on an otherwise idle machine).
+DEFAULT_THREADS = 1
+_N_LAYERS = 12
+_OUTPUTS = [f"hidden_{i}" for i in range(_N_LAYERS + 1)]
+
+
+class MissingRuntimeError(ImportError):
+    """A package the int8 encoder needs is not installed."""
+
+
+def import_onnxruntime() -> Any:
+    """``import onnxruntime``, or a clear error saying how to install it."""
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise MissingRuntimeError(
+            "the encoder 'e5-small-int8' needs ONNX Runtime, which is not installed "
+            f"({exc}); install the extra with `pip install 'embedsuite[fast]'` (or "
+            "`pip install onnxruntime onnx`), or use the exact encoder 'e5-small'"
+        ) from None
+    return onnxruntime
+
+
+def _export_onnx(fp32: Path, out: Path) -> None:
+    import torch
+    from transformers import BertModel
+
+    model = BertModel.from_pretrained(str(fp32), add_pooling_layer=False,
+                                      attn_implementation="eager").eval()
+
+    class _AllHidden(torch.nn.Module):
+        def __init__(self, m: Any) -> None:
+            super().__init__()
+            self.m = m
+
+        def forward(self, input_ids: Any, attention_mask: Any) -> tuple[Any, ...]:
+            o = self.m(input_ids=input_ids, attention_mask=attention_mask,
+                       output_hidden_states=True, return_dict=True)
+            return tuple(o.hidden_states)
+
+    ids = torch.randint(5, 1000, (2, 16))
+    axes = {"b": 0, "s": 1}
+    dyn = {n: {v: k for k, v in axes.items()} for n in ["input_ids", "attention_mask", *_OUTPUTS]}
+    import warnings
+
+    with warnings.catch_warnings(), torch.inference_mode():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(_AllHidden(model), (ids, torch.ones_like(ids)), str(out),
+                          input_names=["input_ids", "attention_mask"], output_names=_OUTPUTS,
+                          dynamic_axes=dyn, opset_version=17, dynamo=False)
+
+
+def _optimize_and_quantize(src: Path, work: Path, dest: Path, hidden: int, heads: int) -> None:
+    import_onnxruntime()
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.transformers import optimizer
+
+    fused = work / "fused.onnx"
+    opt = optimizer.optimize_model(str(src), model_type="bert", num_heads=heads,
+                                   hidden_size=hidden, opt_level=1)
+    logger.info("ONNX Runtime fusion: %s",
+                {k: v for k, v in opt.get_fused_operator_statistics().items() if v})
+    opt.save_model_to_file(str(fused))
+    quantize_dynamic(str(fused), str(dest), per_channel=True, weight_type=QuantType.QInt8,
+                     extra_options={"DefaultTensorType": 1})  # FLOAT for fused ops' outputs
+
+
+def build_int8_folder(dest: Path, fp32: Path, *, check: bool = True) -> Path:
+    """Build the int8 ONNX folder ``dest`` from the fp32 sentence-transformers folder ``fp32``.
+
+    Raises:
+        MissingRuntimeError: ``onnxruntime``/``onnx`` are not installed.
+        RuntimeError: The int8 model disagrees with fp32 beyond :data:`MIN_BUILD_COSINE`.
+    """
+    import_onnxruntime()
+    t0 = time.perf_counter()
+    cfg = json.loads((fp32 / "config.json").read_text())
+    with atomic_dir(dest) as tmp, tempfile.TemporaryDirectory(
+        prefix=f".{dest.name}.work.", dir=dest.parent) as work:
+        w = Path(work)
+        logger.info("building e5-small-int8 from %s into %s", fp32, dest)
+        _export_onnx(fp32, w / "model_fp32.onnx")
+        _optimize_and_quantize(w / "model_fp32.onnx", w, tmp / "model_int8.onnx",
+                               int(cfg["hidden_size"]), int(cfg["num_attention_heads"]))
+        for name in ("tokenizer.json", "config.json", "tokenizer_config.json",
+                     "special_tokens_map.json", "config_sentence_transformers.json"):
+            if (fp32 / name).is_file():
+                shutil.copy2(fp32 / name, tmp / name)
+        (tmp / "README.md").write_text(
+            "# e5-small-int8 (built by embedsuite)\n\n"
+            f"From the rebuilt fp32 folder `{fp32}`: {RECIPE}. Mean pooling and L2 "
+            "normalisation are applied by the encoder, as in the fp32 path.\n")
+        (tmp / "embedsuite_build.json").write_text(json.dumps(
+            {"int8_version": INT8_VERSION, "recipe": RECIPE, "fp32": str(fp32),
+             "onnxruntime": import_onnxruntime().__version__,
+             "build_s": round(time.perf_counter() - t0, 1)}, indent=2))
+        if check:
+            worst = _compare_with_fp32(tmp, fp32, _CHECK_SENTENCES)
+            if worst < MIN_BUILD_COSINE:
+                raise RuntimeError(
+                    f"the int8 model disagrees with fp32 e5-small (min cosine {worst:.4f} < "
+                    f"{MIN_BUILD_COSINE}); this onnxruntime version may quantise differently"
+                )
+            logger.info("e5-small-int8 vs fp32: min cosine %.4f on the check sentences", worst)
+    return dest
+
+
+def _compare_with_fp32(folder: Path, fp32: Path, sentences: list[str]) -> float:
+    from sentence_transformers import SentenceTransformer
+
+    st = SentenceTransformer(str(fp32), device="cpu")
+    ref = st.encode([PROMPTS["query"] + s for s in sentences], normalize_embeddings=True,
+                    convert_to_numpy=True, show_progress_bar=False)
+    enc = E5SmallInt8Encoder(folder=folder, fp32=E5SmallEncoder(folder=fp32))
+    ours = enc.encode(sentences, role="query", use_cache=False)
+    return float(np.min(np.sum(ours * ref, axis=1)))
+
+
+class E5SmallInt8Encoder(BaseEncoder):
+    """e5-small with int8 weights through ONNX Runtime (CPU); about 4x fp32 speed.
+
+    Args:
+        folder: The int8 folder (default ``<cache_dir>/models/e5-small-int8``), built from
+            ``fp32`` on first use.
+        fp32: The fp32 encoder it is built from (default: a new ``E5SmallEncoder``).
+        threads: ONNX Runtime intra-op threads (``0``: one per core; default from
+            ``EMBEDSUITE_THREADS`` or :data:`DEFAULT_THREADS`).
+        cache: The embedding cache.
+    """
+
+    name = "e5-small-int8"
+    dim = 384
+    max_seq_length = 512
+    has_token_embeddings = True
+    languages = "~100 (XLM-R languages)"
+    source = "e5-small's rebuilt fp32 folder, exported to ONNX and int8-quantised (ONNX Runtime)"
+
+    def __init__(self, folder: str | os.PathLike[str] | None = None, *,
+                 fp32: E5SmallEncoder | None = None, threads: int | None = None,
+                 cache: Any = None) -> None:
+        super().__init__(cache=cache)
+        self.path = Path(folder) if folder else cache_dir() / "models" / "e5-small-int8"
+        self.fp32 = fp32 if fp32 is not None else E5SmallEncoder(cache=cache)
+        env = os.environ.get("EMBEDSUITE_THREADS")
+        self.threads = threads if threads is not None else (int(env) if env else DEFAULT_THREADS)
+        self.prompts = dict(PROMPTS)
+        self._session: Any = None
+        self._lock = threading.RLock()  # one session and tokenizer set per encoder
+        self._tokenizers: dict[str, Any] = {}
+        self._fingerprint: str | None = None
+
+    # -- build --------------------------------------------------------------
+    @property
+    def fingerprint(self) -> str:
+        """The fp32 fingerprint plus the int8 recipe (no build needed; differs from fp32's)."""
+        if self._fingerprint is None:
+            h = hashlib.blake2b(digest_size=10)
+            h.update(f"{self.fp32.fingerprint}|int8-v{INT8_VERSION}|{RECIPE}".encode())
+            self._fingerprint = f"e5-small-int8:{h.hexdigest()}"
+        return self._fingerprint
+
+    def is_built(self) -> bool:
+        info = self.path / "embedsuite_build.json"
+        if not info.is_file() or not (self.path / "model_int8.onnx").is_file():
+            return False
+        try:
+            return json.loads(info.read_text()).get("int8_version") == INT8_VERSION
+        except (OSError, ValueError):
+            return False
+
+    def build(self) -> None:
+        """Build the int8 folder if needed (under a file lock; safe across processes)."""
+        if self.is_built():
+            return
+        import_onnxruntime()
+        from filelock import FileLock
+
+        fp32_path = self.fp32.path
+        self.fp32._build()  # the fp32 folder first (itself locked)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self.path) + ".lock", timeout=1800):
+            if not self.is_built():
+                build_int8_folder(self.path, fp32_path)
+
+    # -- runtime ------------------------------------------------------------
+    @property
+    def session(self) -> Any:
+        """The ONNX Runtime session (built and loaded on first access)."""
+        with self._lock:
+            return self._load_session()
+
+    def _load_session(self) -> Any:
+        if self._session is None:
+            ort = import_onnxruntime()
+            self.build()
+            so = ort.SessionOptions()
+            so.intra_op_num_threads = int(self.threads)
+            so.inter_op_num_threads = 1
+            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            logger.info("loading %s from %s", self.name, self.path)
+            self._session = ort.InferenceSession(str(self.path / "model_int8.onnx"), so,
+                                                 providers=["CPUExecutionProvider"])
+        return self._session
+
+    def _tok(self, kind: str = "plain") -> Any:
+        """A ``tokenizers.Tokenizer`` of the fp32 folder: ``"plain"`` (no truncation),
+        ``"single"`` (truncated at 512) or ``"pair"`` (only the second text truncated).
+
+        Separate instances, so no call changes another's settings (thread-safe).
+        """
+        with self._lock:
+            return self._load_tok(kind)
+
+    def _load_tok(self, kind: str) -> Any:
+        if kind not in self._tokenizers:
+            from tokenizers import Tokenizer
+
+            self.build()
+            tok = Tokenizer.from_file(str(self.path / "tokenizer.json"))
+            tok.no_padding()
+            if kind == "plain":
+                tok.no_truncation()
+            else:
+                tok.enable_truncation(self.max_seq_length,
+                                      strategy="only_second" if kind == "pair" else "longest_first")
+            self._tokenizers[kind] = tok
+        return self._tokenizers[kind]
+
+    @property
+    def tokenizer(self) -> Any:
+        """The ``tokenizers.Tokenizer`` (the fp32 folder's ``tokenizer.json``; no truncation)."""
+        return self._tok("plain")
+
+    def _with_prompt(self, texts: list[str], role: Role) -> list[str]:
+        prompt = self.prompts.get(role, "")
+        return [prompt + t for t in texts]
+
+    def count_tokens(self, texts: Sequence[str], role: Role = "passage") -> list[int]:
+        """Token counts (specials and prompt included, no truncation)."""
+        encs = self.tokenizer.encode_batch(self._with_prompt(list(texts), role))
+        return [len(e.ids) for e in encs]
+
+    def _count_too_long(self, texts: list[str], role: Role) -> list[tuple[int, int]]:
+        return [(i, n) for i, n in enumerate(self.count_tokens(texts, role))
+                if n > self.max_seq_length]
+
+    def _feed(self, encs: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+        width = max(len(e.ids) for e in encs)
+        ids = np.zeros((len(encs), width), np.int64)  # pad id 1 is masked out anyway
+        mask = np.zeros((len(encs), width), np.int64)
+        for r, e in enumerate(encs):
+            n = len(e.ids)
+            ids[r, :n] = e.ids
+            mask[r, :n] = 1
+        return ids, mask
+
+    def _run(self, ids: np.ndarray, mask: np.ndarray, outputs: list[str]) -> list[np.ndarray]:
+        return list(self.session.run(outputs, {"input_ids": ids, "attention_mask": mask}))
+
+    def _encode_batch(self, texts: list[str], role: Role) -> np.ndarray:
+        encs = self._tok("single").encode_batch(self._with_prompt(texts, role))
+        ids, mask = self._feed(encs)
+        (hidden,) = self._run(ids, mask, [_OUTPUTS[-1]])
+        m = mask[:, :, None].astype(np.float32)
+        return np.asarray((hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9),
+                          dtype=np.float32)
+
+    # -- token embeddings ---------------------------------------------------
+    def token_offsets(self, text: str, role: Role = "passage") -> np.ndarray:
+        """Character offsets ``(n, 2)`` of ``text``'s tokens (no truncation, prompt excluded)."""
+        prompt = self.prompts.get(role, "")
+        enc = self.tokenizer.encode(prompt + text, add_special_tokens=False)
+        spans = [SentenceTransformerEncoder._clip(text, s, e, len(prompt)) for s, e in enc.offsets]
+        return np.array([sp for sp in spans if sp is not None], dtype=np.int64).reshape(-1, 2)
+
+    def encode_tokens(
+        self,
+        texts: str | Sequence[str],
+        role: Role = "passage",
+        *,
+        pair: str | Sequence[str] | None = None,
+        pair_role: Role = "query",
+        layers: Sequence[int] | None = None,
+        batch_size: int = 16,
+        show_progress: bool | None = None,
+    ) -> TokenEmbeddings | list[TokenEmbeddings]:
+        """Token vectors with offsets into the original strings (as ``e5-small``'s).
+
+        ``layers`` are hidden-state indices (0 = embeddings, -1 = last); see
+        :meth:`core.encoders.st.SentenceTransformerEncoder.encode_tokens`.
+        """
+        role, pair_role = check_role(role), check_role(pair_role)
+        items, single = as_text_list(texts)
+        pairs: list[str] | None = None
+        if pair is not None:
+            plist, psingle = as_text_list(pair, "pair")
+            if psingle:
+                plist = plist * len(items)
+            if len(plist) != len(items):
+                raise ValueError(
+                    f"pair has {len(plist)} texts but texts has {len(items)}; give one pair "
+                    f"per text or a single str for all"
+                )
+            pairs = plist
+        layer_ids = list(layers) if layers is not None else [-1]
+        for li in layer_ids:
+            if not -len(_OUTPUTS) <= li < len(_OUTPUTS):
+                raise ValueError(f"layer {li} out of range: e5-small has hidden states "
+                                 f"0..{_N_LAYERS} (or -1 for the last)")
+        names = [_OUTPUTS[li] for li in layer_ids]
+        prompt = self.prompts.get(role, "")
+        pprompt = self.prompts.get(pair_role, "")
+        results: list[TokenEmbeddings] = []
+        n_trunc = 0
+        with progress(len(items), f"tokens {self.name}", show_progress, threshold=64) as bar:
+            for s in range(0, len(items), batch_size):
+                batch = items[s : s + batch_size]
+                full = [prompt + t for t in batch]
+                if pairs is not None:
+                    encs = self._tok("pair").encode_batch(
+                        [(pprompt + p, f) for p, f in zip(pairs[s : s + batch_size], full,
+                                                          strict=True)])
+                    text_seq = 1
+                else:
+                    encs = self._tok("single").encode_batch(full)
+                    text_seq = 0
+                ids, mask = self._feed(encs)
+                outs = self._run(ids, mask, sorted(set(names)))
+                by_name = dict(zip(sorted(set(names)), outs, strict=True))
+                sel = np.concatenate([by_name[n] for n in names], axis=-1).astype(np.float32)
+                for r, text in enumerate(batch):
+                    e = encs[r]
+                    keep, spans, toks, pkeep = [], [], [], []
+                    for j, sid in enumerate(e.sequence_ids):
+                        if sid == text_seq:
+                            o0, o1 = e.offsets[j]
+                            sp = SentenceTransformerEncoder._clip(text, o0, o1, len(prompt))
+                            if sp is not None:
+                                keep.append(j)
+                                spans.append(sp)
+                                toks.append(e.tokens[j])
+                        elif sid is not None:
+                            pkeep.append(j)
+                    end = spans[-1][1] if spans else 0
+                    truncated = end < len(text.rstrip())
+                    n_trunc += truncated
+                    results.append(TokenEmbeddings(
+                        text=text,
+                        vectors=np.ascontiguousarray(sel[r, keep], dtype=np.float32),
+                        offsets=np.array(spans, dtype=np.int64).reshape(-1, 2),
+                        tokens=toks,
+                        pair_vectors=(np.ascontiguousarray(sel[r, pkeep], dtype=np.float32)
+                                      if pairs is not None else None),
+                        truncated=bool(truncated),
+                    ))
+                bar.update(len(batch))
+        if n_trunc:
+            logger.warning("%d of %d texts were cut at %s's limit of %d tokens",
+                           n_trunc, len(items), self.name, self.max_seq_length)
+        return results[0] if single else results

@@ -1,0 +1,110 @@
+"""``e5-small-int8``: the int8 ONNX Runtime path of e5-small against the fp32 encoder.
+
+The integration tests build the int8 folder once (about a minute on two cores, after
+the fp32 rebuild that the other integration tests need anyway).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.cache import EmbeddingCache
+from core.encoders import get_encoder
+from core.encoders.e5 import E5SmallEncoder
+from core.encoders.int8 import E5SmallInt8Encoder, MissingRuntimeError
+
+LANGS = ["eng", "deu", "fra", "spa", "rus", "cmn", "jpn", "ara", "hin", "kor", "ell"]
+# Dynamic int8 (per-channel weights, per-batch activations) keeps cosine >= 0.98 to fp32 on
+# real sentences (benchmarks/README.md: min 0.9885 on 2,000 Tatoeba English sentences,
+# mean 0.997); 0.97 leaves room for other CPUs' kernels while any real fault (wrong
+# pooling, prompt, tokenizer or layer) drops it far below 0.9.
+MIN_COSINE = 0.97
+
+
+def test_missing_runtime_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                          tmp_cache: EmbeddingCache) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes `import onnxruntime` fail
+    enc = E5SmallInt8Encoder(folder=tmp_path / "int8", cache=tmp_cache)
+    with pytest.raises(MissingRuntimeError, match=r"pip install 'embedsuite\[fast\]'"):
+        enc.encode("hello")
+    assert not (tmp_path / "int8").exists()
+
+
+def test_fingerprint_differs_without_building(tmp_path: Path) -> None:
+    enc = E5SmallInt8Encoder(folder=tmp_path / "int8")
+    fp = enc.fingerprint
+    assert fp.startswith("e5-small-int8:")
+    assert fp != E5SmallEncoder().fingerprint
+    assert not enc.is_built()
+    assert get_encoder("e5-small-int8").name == "e5-small-int8"
+
+
+@pytest.fixture(scope="module")
+def int8() -> E5SmallInt8Encoder:
+    pytest.importorskip("onnxruntime", reason="the optional extra 'fast' is not installed")
+    enc = get_encoder("e5-small-int8")
+    assert isinstance(enc, E5SmallInt8Encoder)
+    return enc
+
+
+@pytest.fixture(scope="module")
+def sentences(data_dir: Path) -> list[str]:
+    out: list[str] = []
+    for lang in LANGS:
+        side = "deu" if lang == "eng" else lang
+        name = f"tatoeba.{side}-eng.{lang}"
+        lines = (data_dir / "tatoeba" / name).read_text(encoding="utf-8").splitlines()
+        out += [ln.strip() for ln in lines[100:109] if ln.strip()]
+    return out
+
+
+@pytest.mark.integration
+@pytest.mark.data
+def test_close_to_fp32_on_real_sentences(int8: E5SmallInt8Encoder, e5,  # type: ignore[no-untyped-def]
+                                         sentences: list[str]) -> None:
+    assert len(sentences) >= 90
+    for role in ("query", "passage"):
+        a = int8.encode(sentences, role=role, use_cache=False)
+        b = e5.encode(sentences, role=role, use_cache=False)
+        cos = np.sum(a * b, axis=1)
+        assert cos.min() >= MIN_COSINE, (role, float(cos.min()), sentences[int(cos.argmin())])
+
+
+@pytest.mark.integration
+def test_contract(int8: E5SmallInt8Encoder, e5) -> None:  # type: ignore[no-untyped-def]
+    texts = ["The cat sits on the mat.", "Der Hund läuft.", "猫がいます。"]
+    v = int8.encode(texts, use_cache=False)
+    assert v.shape == (3, int8.dim) and v.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+    one = int8.encode(texts[0], use_cache=False)
+    assert one.shape == (int8.dim,)
+    # dynamic int8 scales activations per batch, so batch mates move a vector slightly
+    assert float(one @ v[0]) >= 0.99
+    q = int8.encode(texts[0], role="query", use_cache=False)
+    p = int8.encode(texts[0], role="passage", use_cache=False)
+    assert float(q @ p) < 0.999  # the prompts differ
+    with pytest.raises(ValueError, match="role"):
+        int8.encode("x", role="document")  # type: ignore[arg-type]
+    assert int8.fingerprint != e5.fingerprint
+    assert int8.is_built()
+
+
+@pytest.mark.integration
+def test_token_embeddings_match_fp32(int8: E5SmallInt8Encoder, e5) -> None:  # type: ignore[no-untyped-def]
+    text = "Paris is the capital of France."
+    a = int8.encode_tokens(text, pair="What is the capital of France?", layers=[8, -1])
+    b = e5.encode_tokens(text, pair="What is the capital of France?", layers=[8, -1])
+    assert a.tokens == b.tokens
+    np.testing.assert_array_equal(a.offsets, b.offsets)
+    assert a.vectors.shape == b.vectors.shape == (len(b.tokens), 2 * e5.dim)
+    assert a.pair_vectors is not None and b.pair_vectors is not None
+    assert a.pair_vectors.shape == b.pair_vectors.shape
+    cos = np.sum(a.vectors * b.vectors, 1) / (
+        np.linalg.norm(a.vectors, axis=1) * np.linalg.norm(b.vectors, axis=1))
+    assert cos.mean() >= 0.95
+    np.testing.assert_array_equal(int8.token_offsets(text), e5.token_offsets(text))
+    assert int8.count_tokens([text]) == e5.count_tokens([text])
