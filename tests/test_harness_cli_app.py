@@ -100,6 +100,27 @@ def test_harness_mteb_protocol(tmp_path: Path, registered: None) -> None:
         TASKS.unregister("toymteb")
 
 
+class _FailingTask(_CountingTask):
+    name = "toyfail"
+
+    def run(self, encoder: Any, ctx: TaskContext) -> list[dict[str, Any]]:
+        raise ValueError("layers [12] do not exist in fake-a")
+
+
+def test_harness_failing_part_does_not_lose_the_others(tmp_path: Path, registered: None
+                                                       ) -> None:
+    TASKS.register("toyfail", _FailingTask())
+    try:
+        recs = run_evaluation(["fake-a"], ["toyfail", "toy"], tmp_path, data_dir=tmp_path)
+        assert {r["task"] for r in recs} == {"toy"}
+        assert not (tmp_path / "parts" / "fake-a__toyfail.json").exists()  # a rerun retries
+        md = (tmp_path / "results.md").read_text()
+        assert "| fake-a | error |" in md
+        assert "| fake-a | toyfail | error |" in md and "layers [12] do not exist" in md
+    finally:
+        TASKS.unregister("toyfail")
+
+
 def test_task_context_option_precedence(tmp_path: Path) -> None:
     ctx = TaskContext(data_dir=tmp_path, options={"langs": ["deu"], "qa.langs": ["en"]})
     assert ctx.option("qa", "langs") == ["en"]

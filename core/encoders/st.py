@@ -221,6 +221,13 @@ class SentenceTransformerEncoder(BaseEncoder):
         model = self.model
         tok = self.tokenizer
         auto = model[0].auto_model
+        depth = int(getattr(auto.config, "num_hidden_layers", 0) or 0)
+        bad = [i for i in layer_ids if depth and not -(depth + 1) <= int(i) <= depth]
+        if bad:
+            raise ValueError(f"layers {bad} do not exist in {self.name}: it has hidden states "
+                             f"0..{depth} (0 = embeddings, {depth} = last layer); pass layers "
+                             f"in that range (a head trained for a deeper encoder cannot be "
+                             f"used as is)")
         results: list[TokenEmbeddings] = []
         n_trunc = 0
         with progress(len(items), f"tokens {self.name}", show_progress, threshold=64) as bar:

@@ -221,7 +221,15 @@ def run_evaluation(
                 recs: list[dict[str, Any]] = []
             else:
                 logger.info("running %s x %s", enc_name, task.name)
-                recs = task.run(enc, ctx)
+                try:
+                    recs = task.run(enc, ctx)
+                except (ValueError, RuntimeError, OSError) as exc:
+                    # one failing part must not lose the others; no part file: a rerun retries
+                    logger.error("%s x %s failed: %s", enc_name, task.name, exc)
+                    status.append({"encoder": str(enc_name), "task": task.name,
+                                   "status": "error", "reason": str(exc)[:300],
+                                   "seconds": round(time.perf_counter() - t0, 2)})
+                    continue
                 for r in recs:
                     # baselines run inside a task keep their own name ("baseline:...")
                     if not str(r.get("encoder", "")).startswith("baseline:"):
@@ -254,6 +262,8 @@ def write_markdown(path: Path, records: list[dict[str, Any]], status: list[dict[
     encoders = list(dict.fromkeys([s["encoder"] for s in status]
                                   + [r["encoder"] for r in records]))
     na = {(s["encoder"], s["task"]) for s in status if s["status"] == "not_applicable"}
+    failed = {(s["encoder"], s["task"]): s.get("reason", "") for s in status
+              if s["status"] == "error"}
     reasons = sorted({s.get("reason", "") for s in status if s["status"] == "not_applicable"})
     mains = [main_metric(t, protocol) for t in tasks]
     cols = []
@@ -273,6 +283,8 @@ def write_markdown(path: Path, records: list[dict[str, Any]], status: list[dict[
         for t, vals in cols:
             if (e, t.name) in na:
                 cells.append("n/a")
+            elif (e, t.name) in failed:
+                cells.append("error")
             elif e in vals:
                 best = (max if getattr(t, "higher_is_better", True) else min)(vals.values())
                 s = _fmt(vals[e])
@@ -289,10 +301,12 @@ def write_markdown(path: Path, records: list[dict[str, Any]], status: list[dict[
     for r in records:
         lines.append(f"| {r['encoder']} | {r['task']} | {r['dataset']} | {r['metric']} | "
                      f"{_fmt(r['value'])} | {r['n']} |")
-    lines += ["", "## Run status", "", "| encoder | task | status | seconds |", "|---|---|---|---|"]
+    lines += ["", "## Run status", "", "| encoder | task | status | seconds | reason |",
+              "|---|---|---|---|---|"]
     for st in status:
+        reason = str(st.get("reason", "")).replace("|", "/").replace("\n", " ")
         lines.append(f"| {st['encoder']} | {st['task']} | {st['status']} | "
-                     f"{st.get('seconds', '')} |")
+                     f"{st.get('seconds', '')} | {reason} |")
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
