@@ -452,7 +452,7 @@ class RecommendationTask:
         if ctx.work_dir is not None:
             ctx.work_dir.mkdir(parents=True, exist_ok=True)
             plot_records(records, ctx.work_dir / f"recommendation_{encoder.name}.png")
-            (ctx.work_dir / "recommendation_settings.json").write_text(json.dumps(
+            (ctx.work_dir / f"recommendation_settings_{encoder.name}.json").write_text(json.dumps(
                 {"content": cbest, "hybrid": hbest, "item-knn": kbest, "tfidf": tbest},
                 indent=1, default=str))
         return records
