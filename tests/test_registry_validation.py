@@ -35,7 +35,8 @@ def test_registry_rejects_bad_names() -> None:
 def test_encoder_registry_did_you_mean() -> None:
     from core.encoders import get_encoder
 
-    with pytest.raises(UnknownNameError, match=r"Did you mean 'e5-small'\?"):
+    with pytest.raises(UnknownNameError, match=r"Unknown encoder 'e5-smal'\. Did you mean "
+                                               r"'e5-small' or 'e5-small-int8'\?"):
         get_encoder("e5-smal")
 
 
