@@ -32,23 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.paths import data_dir
-
-
-def tatoeba_english(n: int) -> list[str]:
-    """The first ``n`` distinct English sentences of Tatoeba (files in name order), the
-    same sentences as benchmarks/encode.py."""
-    folder = data_dir() / "tatoeba"
-    if not folder.is_dir():
-        raise SystemExit(f"Tatoeba not found at {folder}; set EMBEDSUITE_DATA to the shared data")
-    seen: dict[str, None] = {}
-    for f in sorted(folder.glob("tatoeba.*-eng.eng")):
-        for line in f.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                seen.setdefault(line.strip(), None)
-            if len(seen) >= n:
-                return list(seen)
-    return list(seen)
+from benchmarks.encode import tatoeba_english  # the same sentences as encode.py
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 
 from core.errors import EmbedsuiteError, HeadFormatError
 
-__all__ = ["as_text_list", "check_text", "saved_head_errors"]
+__all__ = ["as_pair_list", "as_text_list", "check_text", "saved_head_errors"]
 
 #: Lone UTF-16 surrogates: Python str can hold them, but they are not Unicode text and
 #: tokenizers reject them with an obscure TypeError.
@@ -94,3 +94,18 @@ def saved_head_errors(path: str | os.PathLike[str], what: str) -> Iterator[None]
             f"the {what} in {path} does not fit its config.json ({detail:.160}); the file was "
             f"edited or damaged. Re-save the head (head.save(folder)) or restore the folder"
         ) from None
+
+
+def as_pair_list(pair: str | Sequence[str], n: int) -> list[str]:
+    """The pair texts of ``encode_tokens``: one str for all ``n`` texts, or one per text.
+
+    Raises:
+        ValueError: A list whose length is not ``n`` (or an invalid text).
+    """
+    plist, single = as_text_list(pair, "pair")
+    if single:
+        plist = plist * n
+    if len(plist) != n:
+        raise ValueError(f"pair has {len(plist)} texts but texts has {n}; give one pair "
+                         f"per text or a single str for all")
+    return plist

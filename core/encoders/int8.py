@@ -42,7 +42,7 @@ from core.encoders.base import BaseEncoder, Role, TokenEmbeddings, check_role, p
 from core.encoders.e5 import _CHECK_SENTENCES, PROMPTS, E5SmallEncoder
 from core.encoders.st import SentenceTransformerEncoder
 from core.paths import cache_dir
-from core.validation import as_text_list
+from core.validation import as_pair_list, as_text_list
 
 logger = logging.getLogger(__name__)
 
@@ -375,17 +375,7 @@ class E5SmallInt8Encoder(BaseEncoder):
         """
         role, pair_role = check_role(role), check_role(pair_role)
         items, single = as_text_list(texts)
-        pairs: list[str] | None = None
-        if pair is not None:
-            plist, psingle = as_text_list(pair, "pair")
-            if psingle:
-                plist = plist * len(items)
-            if len(plist) != len(items):
-                raise ValueError(
-                    f"pair has {len(plist)} texts but texts has {len(items)}; give one pair "
-                    f"per text or a single str for all"
-                )
-            pairs = plist
+        pairs = None if pair is None else as_pair_list(pair, len(items))
         layer_ids = list(layers) if layers is not None else [-1]
         for li in layer_ids:
             if not -len(_OUTPUTS) <= li < len(_OUTPUTS):

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from core.encoders.base import BaseEncoder, Role, TokenEmbeddings, check_role, progress
-from core.validation import as_text_list
+from core.validation import as_pair_list, as_text_list
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -204,17 +204,7 @@ class SentenceTransformerEncoder(BaseEncoder):
 
         role, pair_role = check_role(role), check_role(pair_role)
         items, single = as_text_list(texts)
-        pairs: list[str] | None = None
-        if pair is not None:
-            plist, psingle = as_text_list(pair, "pair")
-            if psingle:
-                plist = plist * len(items)
-            if len(plist) != len(items):
-                raise ValueError(
-                    f"pair has {len(plist)} texts but texts has {len(items)}; give one pair "
-                    f"per text or a single str for all"
-                )
-            pairs = plist
+        pairs = None if pair is None else as_pair_list(pair, len(items))
         layer_ids = list(layers) if layers is not None else [-1]
         prompt = self.prompts.get(role, "")
         pprompt = self.prompts.get(pair_role, "")
