@@ -83,7 +83,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # ``workers`` handlers run at once (one shared pool, see build_demo); each gets an
     # equal share of the cores so that they do not oversubscribe the CPU
     workers = max(1, args.workers)
-    torch.set_num_threads(max(1, (os.cpu_count() or 2) // workers))
+    per_worker = max(1, (os.cpu_count() or 2) // workers)
+    torch.set_num_threads(per_worker)
+    os.environ.setdefault("EMBEDSUITE_THREADS", str(per_worker))  # e5-small-int8 (ONNX)
     enc = get_encoder(args.encoder)
     logger.info("loading the shared encoder %s (built on first use)...", enc.name)
     enc.encode("warm up", role="query")
