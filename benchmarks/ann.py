@@ -104,7 +104,7 @@ def main() -> None:
         idx = VectorIndex(exact_threshold=50_000, storage=storage, nlist=args.nlist).build(x)
         build_s = time.perf_counter() - t
         sweep = []
-        for nprobe in ([None] if idx.ivf_ is None else [8, 16, 32, 64, 128, 256]):
+        for nprobe in ([None] if idx.ivf_ is None else [8, 16, 32, 48, 64, 96, 128, 256]):
             if nprobe is not None:
                 idx.ivf_.nprobe = nprobe
             lat = []
