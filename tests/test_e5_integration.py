@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -121,3 +122,34 @@ def test_fingerprint_is_stable_and_matches_shipped_heads(tmp_path: Path) -> None
     for head in ("sentiment-default", "qa-default"):
         cfg = json.loads((assets / head / "config.json").read_text())
         assert cfg["encoder"]["fingerprint"] == a, head
+
+
+def test_token_heads_scale_default_layers_to_a_6_layer_encoder(tmp_path: Path) -> None:
+    """minilm-l6 has 6 layers: the token heads' defaults (chosen for 12) are scaled, so
+    the attention sentiment head and the QA head train, save and load on it."""
+    from core.encoders import get_encoder
+    from core.heads import ExtractiveQA, SentimentClassifier, load_head
+
+    m = get_encoder("minilm-l6")
+    assert m.num_layers == 6
+    texts = ["a wonderful, moving film", "dull and far too long", "I loved every minute",
+             "a waste of time", "great acting and a clever plot", "boring, flat, lifeless"] * 2
+    labels = ["positive", "negative"] * 6
+    head = SentimentClassifier(m, "attention", epochs=2, feature_cache=tmp_path / "feats")
+    assert head.layer_ids() == [3, 4, 5, 6]
+    head.fit(texts, labels)
+    out = head.predict("a clever, wonderful film")
+    assert set(out) == {"label", "score"} and out["label"] in ("positive", "negative")
+    head.save(tmp_path / "sent")
+    cfg = json.loads((tmp_path / "sent" / "config.json").read_text())
+    assert cfg["params"]["layers"] == [3, 4, 5, 6]
+    again = load_head(tmp_path / "sent", m)
+    assert again.predict("a clever, wonderful film") == pytest.approx(out)
+
+    qa = ExtractiveQA(m)
+    assert qa.layer_ids() == [2, 3, 5, 6]
+    ctx = "The Eiffel Tower was finished in 1889. It stands in Paris."
+    qa.fit(["When was the Eiffel Tower finished?", "Where does it stand?"], [ctx, ctx],
+           [("1889", ctx.index("1889")), ("Paris", ctx.index("Paris"))], epochs=1)
+    ans = qa.answer("When was the Eiffel Tower finished?", ctx)
+    assert ctx[ans["start"]:ans["end"]] == ans["answer"]

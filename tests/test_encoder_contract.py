@@ -92,3 +92,23 @@ def test_use_m3_encodes_multilingual() -> None:
     assert m.shape == (3, 512)
     sims = m @ m.T
     assert sims[0, 1] > sims[0, 2]
+
+
+def test_scale_layers_maps_defaults_to_depth() -> None:
+    from core.encoders.base import resolve_layers, scale_layers
+
+    assert scale_layers((6, 8, 10, 12), 12) == [6, 8, 10, 12]
+    assert scale_layers((6, 8, 10, 12), 6) == [3, 4, 5, 6]
+    assert scale_layers((3, 6, 9, 12), 6) == [2, 3, 5, 6]
+    assert scale_layers((3, 6, 9, 12), 2) == [1, 2]  # duplicates dropped
+    assert scale_layers((6, 12), 24) == [12, 24]
+    assert scale_layers((0, -1), 6) == [0, -1]
+    with pytest.raises(ValueError, match="depth and reference must be positive, got 0 and 12"):
+        scale_layers((6,), 0)
+
+    class Six:
+        num_layers = 6
+
+    assert resolve_layers(None, Six(), (6, 8, 10, 12)) == [3, 4, 5, 6]
+    assert resolve_layers((1, 2), Six(), (6, 8, 10, 12)) == [1, 2]  # explicit wins
+    assert resolve_layers(None, object(), (6, 8, 10, 12)) == [6, 8, 10, 12]  # depth unknown

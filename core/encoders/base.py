@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -23,7 +24,10 @@ ROLES: tuple[str, ...] = ("query", "passage")
 #: vectors written to the cache at least this often during one long encode
 _FLUSH_EVERY = 2048
 
-__all__ = ["ROLES", "BaseEncoder", "Encoder", "Role", "TokenEmbeddings", "check_role", "progress"]
+__all__ = [
+    "ROLES", "BaseEncoder", "Encoder", "Role", "TokenEmbeddings", "check_role", "encoder_depth",
+    "progress", "resolve_layers", "scale_layers",
+]
 
 
 @dataclass
@@ -102,6 +106,40 @@ def check_role(role: object) -> Role:
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, got {role!r}")
     return role  # type: ignore[return-value]
+
+
+def encoder_depth(encoder: object) -> int | None:
+    """Transformer layers of ``encoder`` when it says (its ``num_layers``), else ``None``."""
+    n = getattr(encoder, "num_layers", None)
+    return int(n) if isinstance(n, int) and n > 0 else None
+
+
+def scale_layers(layers: Sequence[int], depth: int, reference: int = 12) -> list[int]:
+    """Map hidden-state indices chosen for a ``reference``-layer encoder onto ``depth`` layers.
+
+    Index ``i`` becomes ``ceil(i * depth / reference)`` (at least 1), duplicates dropped and
+    order kept; negative indices (counted from the top) stay as they are. For
+    ``depth == reference`` nothing changes: ``(6, 8, 10, 12)`` on a 6-layer model gives
+    ``[3, 4, 5, 6]``, ``(3, 6, 9, 12)`` gives ``[2, 3, 5, 6]``.
+    """
+    if depth <= 0 or reference <= 0:
+        raise ValueError(f"depth and reference must be positive, got {depth} and {reference}")
+    out: list[int] = []
+    for i in layers:
+        j = int(i) if int(i) <= 0 else max(1, math.ceil(int(i) * depth / reference))
+        if j not in out:
+            out.append(j)
+    return out
+
+
+def resolve_layers(layers: Sequence[int] | None, encoder: object,
+                   default: Sequence[int], reference: int = 12) -> list[int]:
+    """The hidden states a token head reads: ``layers`` as given, or ``default`` (chosen for a
+    ``reference``-layer encoder) scaled to the depth of ``encoder`` when it reports one."""
+    if layers is not None:
+        return [int(x) for x in layers]
+    depth = encoder_depth(encoder)
+    return scale_layers(default, depth, reference) if depth else [int(x) for x in default]
 
 
 def progress(total: int, desc: str, show: bool | None, threshold: int = 256) -> tqdm:

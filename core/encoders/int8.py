@@ -217,6 +217,7 @@ class E5SmallInt8Encoder(BaseEncoder):
     dim = 384
     max_seq_length = 512
     has_token_embeddings = True
+    num_layers = 12  # e5-small's depth (the ONNX graph exposes every hidden state)
     languages = "~100 (XLM-R languages)"
     source = "e5-small's rebuilt fp32 folder, exported to ONNX and int8-quantised (ONNX Runtime)"
 

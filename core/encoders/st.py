@@ -115,6 +115,13 @@ class SentenceTransformerEncoder(BaseEncoder):
         return self.model.tokenizer
 
     @property
+    def num_layers(self) -> int | None:
+        """Transformer layers of the model (token heads scale their default layers to it)."""
+        cfg = getattr(self.model[0].auto_model, "config", None)
+        n = getattr(cfg, "num_hidden_layers", None)
+        return int(n) if n else None
+
+    @property
     def prompts(self) -> dict[str, str]:
         if self._prompts is None:
             p = self.path / "config_sentence_transformers.json"

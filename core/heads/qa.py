@@ -45,6 +45,7 @@ from core.heads.base import (
     load_head_of_kind,
     write_head_folder,
 )
+from core.heads.qa_train import DEFAULT_LAYERS
 from core.validation import as_text_list, check_text
 
 logger = logging.getLogger(__name__)
@@ -270,7 +271,8 @@ class ExtractiveQA:
         n_layers: Transformer layers of the span network.
         n_heads: Attention heads.
         dropout: Dropout while training.
-        layers: Encoder hidden states used as token features.
+        layers: Encoder hidden states used as token features (``None``: ``(3, 6, 9, 12)``
+            scaled to the encoder's depth, e.g. ``[2, 3, 5, 6]`` on a 6-layer model).
         window_tokens: Tokens per window of a long document (within the encoder's limit).
         stride_tokens: Overlap between consecutive windows, in tokens.
         max_windows: Windows read per question (the best ranked by the shared encoder).
@@ -283,7 +285,7 @@ class ExtractiveQA:
 
     def __init__(self, encoder: Encoder | None = None, *, d_model: int = 128, n_layers: int = 1,
                  n_heads: int = 4, dropout: float = 0.1,
-                 layers: Sequence[int] = (3, 6, 9, 12), window_tokens: int = 384,
+                 layers: Sequence[int] | None = None, window_tokens: int = 384,
                  stride_tokens: int = 128, max_windows: int = 4,
                  no_answer_threshold: float = 0.0, batch_size: int = 16,
                  bf16: bool = False) -> None:
@@ -323,6 +325,13 @@ class ExtractiveQA:
                 f"vectors only; use an encoder with token embeddings, e.g. 'e5-small'"
             )
         return enc
+
+    def layer_ids(self) -> list[int]:
+        """Hidden states read as token features: ``layers``, or by default ``(3, 6, 9, 12)``
+        (chosen for 12 layers) scaled to the encoder's depth."""
+        from core.encoders.base import resolve_layers
+
+        return resolve_layers(self.layers, self.encoder_, DEFAULT_LAYERS)
 
     def new_net(self, d_in: int) -> SpanNet:
         """A freshly initialised span network for ``d_in``-wide token vectors."""
@@ -534,10 +543,10 @@ class ExtractiveQA:
         from core.heads.qa_train import _autocast
 
         with _autocast(self.bf16):
-            wemb = enc.encode_tokens(texts, role="passage", layers=list(self.layers),
+            wemb = enc.encode_tokens(texts, role="passage", layers=self.layer_ids(),
                                      batch_size=self.batch_size, show_progress=False)
             qemb = enc.encode_tokens(list(dict.fromkeys(qs)), role="query",
-                                     layers=list(self.layers), batch_size=32,
+                                     layers=self.layer_ids(), batch_size=32,
                                      show_progress=False)
         assert isinstance(wemb, list) and isinstance(qemb, list)
         qmap = {e.text: e.vectors for e in qemb}
@@ -601,7 +610,7 @@ class ExtractiveQA:
     def _config(self) -> dict[str, Any]:
         p = self.get_params()
         p.pop("encoder")
-        p["layers"] = list(p["layers"])
+        p["layers"] = self.layer_ids()
         assert self.net_ is not None
         return {"params": p, "d_in": int(self.net_.d_in),
                 "training": self.training_info_ or {}}

@@ -581,7 +581,7 @@ def fit_head_in_memory(head: Any, examples: Sequence[QAExample], *, epochs: int,
     enc = head.encoder_
     ctx_texts = list(dict.fromkeys(e.context for e in examples))
     q_texts = list(dict.fromkeys(e.question for e in examples))
-    layers = list(head.layers)
+    layers = head.layer_ids()
 
     def feats(texts: list[str], role: Role) -> list[tuple[np.ndarray, np.ndarray]]:
         embs = enc.encode_tokens(texts, role=role, layers=layers, show_progress=show_progress)
@@ -638,10 +638,10 @@ def train_qa(squad_path: str | os.PathLike[str], work_dir: str | os.PathLike[str
     head = ExtractiveQA(enc, d_model=d_model, n_layers=n_layers)
     cs = FeatureStore(Path(work_dir) / "features", enc,
                       sorted({e.context for e in examples}, key=lambda t: (len(t), t)),
-                      "passage", head.layers)
+                      "passage", head.layer_ids())
     qs = FeatureStore(Path(work_dir) / "features", enc,
                       sorted({e.question for e in examples}, key=lambda t: (len(t), t)),
-                      "query", head.layers)
+                      "query", head.layer_ids())
     qs.build(batch_size=32, show_progress=show_progress, bf16=bf16_features)
     cs.build(batch_size=16, show_progress=show_progress, bf16=bf16_features)
     cf, qf = cs.load(), qs.load()

@@ -297,7 +297,8 @@ class SentimentClassifier:
         label_prior: Weight of the label names' vectors added to the centroids in
             few-shot mode (0 turns it off); gated by how well the names alone
             classify the training examples.
-        layers: Hidden-state layers read by the attention kind.
+        layers: Hidden-state layers read by the attention kind (``None``: ``(6, 8, 10, 12)``
+            scaled to the encoder's depth, e.g. ``[3, 4, 5, 6]`` on a 6-layer model).
         hidden: Width of the attention kind's projection and MLP.
         heads: Attention-pooling heads.
         epochs: Training epochs (attention kind).
@@ -331,7 +332,7 @@ class SentimentClassifier:
         C: float = 2.0,
         few_shot_max: int = 32,
         label_prior: float = 2.0,
-        layers: Sequence[int] = (6, 8, 10, 12),
+        layers: Sequence[int] | None = None,
         hidden: int = 128,
         heads: int = 4,
         epochs: int = 8,
@@ -409,6 +410,13 @@ class SentimentClassifier:
             self._feature_store = store
         return store
 
+    def layer_ids(self) -> list[int]:
+        """Hidden states the attention kind reads: ``layers``, or by default
+        :data:`STORE_LAYERS` (chosen for 12 layers) scaled to the encoder's depth."""
+        from core.encoders.base import resolve_layers
+
+        return resolve_layers(self.layers, self.encoder_, STORE_LAYERS)
+
     def _token_features(self, texts: list[str], *, cache: bool) -> list[np.ndarray]:
         enc = self.encoder_
         if not enc.has_token_embeddings:
@@ -418,7 +426,7 @@ class SentimentClassifier:
                 f"the 'attention' sentiment head reads token embeddings, which encoder "
                 f"{enc.name!r} does not give; use kind='linear' or an encoder such as 'e5-small'"
             )
-        layers = [int(x) for x in self.layers]
+        layers = self.layer_ids()
         if cache:
             return self._store().features(enc, texts, layers, "query",
                                           show_progress=self.show_progress)
@@ -524,7 +532,7 @@ class SentimentClassifier:
         import torch
 
         feats = self._token_features(texts, cache=True)
-        width = feats[0].shape[1] if feats else self.encoder_.dim * len(self.layers)
+        width = feats[0].shape[1] if feats else self.encoder_.dim * len(self.layer_ids())
         rng = np.random.default_rng(self.random_state)
         torch.manual_seed(self.random_state)
         n = len(texts)
@@ -678,7 +686,7 @@ class SentimentClassifier:
 
         self._check()
         params = {k: getattr(self, k) for k in self._SAVED_PARAMS}
-        params["layers"] = [int(x) for x in self.layers]
+        params["layers"] = self.layer_ids()
         config: dict[str, Any] = {
             "labels": list(self.classes_),
             "params": params,
