@@ -5,9 +5,10 @@ side of Tatoeba), one process. Prints a table, or one JSON object with ``--json`
 ``{"st_fp32_per_s", "cold_per_s", "warm_per_s", "cold_ratio", "warm_ratio", "int8_per_s",
 "int8_ratio", "int8_min_cos", "int8_mean_cos"}`` (ratios against plain sentence-transformers,
 measured in the same run; ``int8`` is the ``e5-small-int8`` encoder, cold, with its cosine to
-the sentence-transformers fp32 vectors of the same sentences).
+the sentence-transformers fp32 vectors of the same sentences, and ``int8_backend``;
+``--int8-backends openvino,onnxruntime`` adds ``by_backend`` with a row per backend).
 
-    python benchmarks/encode.py [--n 2000] [--batch-size 32] [--json]
+    python benchmarks/encode.py [--n 2000] [--batch-size 32] [--int8-backends B,...] [--json]
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.cache import EmbeddingCache
 from core.encoders.e5 import PROMPTS, E5SmallEncoder
-from core.encoders.int8 import E5SmallInt8Encoder
+from core.encoders.int8 import E5SmallInt8Encoder, default_backend
 from core.paths import data_dir
 
 
@@ -50,6 +52,9 @@ def main() -> None:
     p.add_argument("--n", type=int, default=2000)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--no-int8", action="store_true", help="skip the e5-small-int8 encoder")
+    p.add_argument("--int8-backends", default=None,
+                   help="comma list of e5-small-int8 backends to time (openvino, onnxruntime); "
+                        "the first gives int8_per_s / int8_ratio (default: the default backend)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     os.environ.setdefault("EMBEDSUITE_PROGRESS", "0")
@@ -78,18 +83,24 @@ def main() -> None:
         t0 = time.perf_counter()
         ours.encode(sents, batch_size=args.batch_size)
         warm_s = time.perf_counter() - t0
-        int8: dict[str, float] = {}
-        if not args.no_int8:
-            fast = E5SmallInt8Encoder(fp32=ours, cache=EmbeddingCache(Path(tmp) / "i8.sqlite"))
+        int8: dict[str, Any] = {}
+        backends = (args.int8_backends or default_backend()).split(",")
+        for b in ([] if args.no_int8 else backends):
+            fast = E5SmallInt8Encoder(fp32=ours, backend=b.strip(),
+                                      cache=EmbeddingCache(Path(tmp) / f"i8-{b}.sqlite"))
             fast.encode("warm up", use_cache=False)
             t0 = time.perf_counter()
             v = fast.encode(sents, batch_size=args.batch_size)
             int8_s = time.perf_counter() - t0
             cos = np.sum(v[:500] * ref, axis=1)
-            int8 = {"int8_per_s": round(len(sents) / int8_s, 1),
-                    "int8_ratio": round(st_s / int8_s, 3),
-                    "int8_min_cos": round(float(cos.min()), 4),
-                    "int8_mean_cos": round(float(cos.mean()), 4)}
+            row = {"int8_per_s": round(len(sents) / int8_s, 1),
+                   "int8_ratio": round(st_s / int8_s, 3),
+                   "int8_min_cos": round(float(cos.min()), 4),
+                   "int8_mean_cos": round(float(cos.mean()), 4)}
+            if not int8:
+                int8 = {**row, "int8_backend": fast.backend}
+            if len(backends) > 1:
+                int8.setdefault("by_backend", {})[fast.backend] = row
 
     n = len(sents)
     res = {
@@ -107,10 +118,11 @@ def main() -> None:
           f"({res['cold_ratio']}x)")
     print(f"  embedsuite warm (cache)    : {res['warm_per_s']:>10,.1f} sentences/s "
           f"({res['warm_ratio']}x)")
-    if int8:
-        print(f"  e5-small-int8 cold         : {res['int8_per_s']:>10,.1f} sentences/s "
-              f"({res['int8_ratio']}x; cosine to fp32 min {res['int8_min_cos']}, "
-              f"mean {res['int8_mean_cos']})")
+    rows = res.get("by_backend") or ({res["int8_backend"]: res} if int8 else {})
+    for b, r in rows.items():
+        print(f"  e5-small-int8 ({b:11s}): {r['int8_per_s']:>10,.1f} sentences/s "
+              f"({r['int8_ratio']}x; cosine to fp32 min {r['int8_min_cos']}, "
+              f"mean {r['int8_mean_cos']})")
 
 
 if __name__ == "__main__":

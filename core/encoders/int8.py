@@ -1,24 +1,32 @@
-"""``e5-small-int8``: a fast int8 CPU path for e5-small through ONNX Runtime.
+"""``e5-small-int8``: a fast int8 CPU path for e5-small (OpenVINO or ONNX Runtime).
 
-Built offline, once, from the rebuilt fp32 folder of :mod:`core.encoders.e5`:
+Built offline, once, from the rebuilt fp32 folder of :mod:`core.encoders.e5`. Both
+backends start from the same ONNX export of the BERT body (``torch.onnx``, eager
+attention, every hidden state as an output so token embeddings of any layer stay
+available):
 
-1. the BERT body is exported to ONNX with ``torch.onnx`` (eager attention, every
-   hidden state as an output so token embeddings of any layer stay available);
-2. ONNX Runtime's transformer optimiser fuses it for BERT (embedding + LayerNorm,
-   attention, bias + GELU, skip + LayerNorm);
-3. ``onnxruntime.quantization.quantize_dynamic`` turns the weights into per-channel
-   int8 (activations are quantised on the fly, per batch), except the 12 feed-forward
-   output MatMuls, which stay float (see :func:`_ffn_output_matmuls`).
+* ``openvino`` (the default when OpenVINO is installed): the ONNX graph is converted
+  to OpenVINO and quantised **statically** with NNCF (``ModelType.TRANSFORMER``:
+  SmoothQuant + fast bias correction), calibrated on the project's own demo texts
+  (:func:`calibration_texts`: the demo catalogue, the translation demo sentences in 8
+  languages, the inside-the-encoder reference; no evaluation data). Static scales make
+  a vector independent of its batch mates. At run time a batch is split over
+  parallel infer requests, one CPU stream each.
+* ``onnxruntime``: ONNX Runtime's transformer optimiser fuses the graph for BERT, then
+  ``quantize_dynamic`` turns the weights into per-channel int8 (activations quantised
+  per batch at run time), except the 12 feed-forward output MatMuls, which stay float
+  (see :func:`_ffn_output_matmuls`). Needs no calibration data.
 
-The result lives beside the fp32 folder (``<cache_dir>/models/e5-small-int8``),
-built in a temporary sibling and renamed into place under a file lock, and is
-checked against the fp32 model before it is installed. At run time only
-``onnxruntime``, ``tokenizers`` and numpy are needed (no torch): the same
-``tokenizer.json``, the same ``query: ``/``passage: `` prompts, mean pooling over
-the attention mask and L2 normalisation, as in the fp32 path.
+Each result lives beside the fp32 folder (``<cache_dir>/models/e5-small-int8-ov`` and
+``<cache_dir>/models/e5-small-int8``), built in a temporary sibling and renamed into
+place under a file lock, and is checked against the fp32 model before it is installed.
+At run time only the backend, ``tokenizers`` and numpy are needed (no torch): the same
+``tokenizer.json``, the same ``query: ``/``passage: `` prompts, mean pooling over the
+attention mask and L2 normalisation, as in the fp32 path. Measurements behind the
+choice of default: ``benchmarks/README.md``.
 
-``onnxruntime`` and ``onnx`` are the optional extra ``fast``
-(``pip install embedsuite[fast]``); without them the encoder says so on first use.
+The runtimes are the optional extra ``fast`` (``pip install embedsuite[fast]``);
+without them the encoder says so on first use.
 """
 
 from __future__ import annotations
@@ -47,11 +55,17 @@ from core.validation import as_pair_list, as_text_list
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "BACKENDS",
     "INT8_VERSION",
+    "OV_VERSION",
     "E5SmallInt8Encoder",
     "MissingRuntimeError",
     "build_int8_folder",
+    "build_openvino_folder",
+    "calibration_texts",
+    "default_backend",
     "import_onnxruntime",
+    "import_openvino",
 ]
 
 #: bump when the recipe changes: the folder is rebuilt and the fingerprint changes
@@ -67,6 +81,13 @@ MIN_BUILD_COSINE = 0.98
 DEFAULT_THREADS = 0
 _N_LAYERS = 12
 _OUTPUTS = [f"hidden_{i}" for i in range(_N_LAYERS + 1)]
+#: the int8 backends; ``EMBEDSUITE_INT8_BACKEND`` picks one (default: :func:`default_backend`)
+BACKENDS = ("openvino", "onnxruntime")
+#: bump when the OpenVINO recipe changes
+OV_VERSION = 1
+OV_RECIPE = "onnx-opset17+openvino+nncf-static-int8-transformer(smoothquant)+demo-calibration"
+#: most parallel infer requests (CPU streams) one batch is split over
+MAX_STREAMS = 4
 
 
 class MissingRuntimeError(ImportError):
@@ -84,6 +105,64 @@ def import_onnxruntime() -> Any:
             "`pip install onnxruntime onnx`), or use the exact encoder 'e5-small'"
         ) from None
     return onnxruntime
+
+
+def import_openvino() -> Any:
+    """``import openvino``, or a clear error saying how to install it."""
+    try:
+        import openvino
+    except ImportError as exc:
+        raise MissingRuntimeError(
+            "the encoder 'e5-small-int8' with backend 'openvino' needs OpenVINO, which is not "
+            f"installed ({exc}); install the extra with `pip install 'embedsuite[fast]'`, pick "
+            "EMBEDSUITE_INT8_BACKEND=onnxruntime, or use the exact encoder 'e5-small'"
+        ) from None
+    return openvino
+
+
+def default_backend() -> str:
+    """``EMBEDSUITE_INT8_BACKEND`` if set, else ``openvino`` when importable, else
+    ``onnxruntime``."""
+    env = os.environ.get("EMBEDSUITE_INT8_BACKEND", "").strip()
+    if env:
+        return env
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return "onnxruntime"
+    return "openvino"
+
+
+def calibration_texts() -> list[str]:
+    """The project's own texts used to calibrate static int8 scales (no evaluation data).
+
+    The demo catalogue (titles, and title + description), the translation demo sentences
+    (8 languages) and the inside-the-encoder reference sentences, in a fixed order.
+    """
+    import csv
+
+    a = Path(__file__).resolve().parent.parent / "assets"
+    texts: list[str] = []
+    with open(a / "demo_catalogue.csv", encoding="utf-8", newline="") as fh:
+        for r in csv.DictReader(fh):
+            texts += [r["title"], f"{r['title']}. {r['description']}"]
+    demo = json.loads((a / "translation_demo.json").read_text(encoding="utf-8"))
+
+    def walk(x: object) -> None:
+        if isinstance(x, str):
+            texts.append(x)
+        elif isinstance(x, list):
+            for y in x:
+                walk(y)
+        elif isinstance(x, dict):
+            for k, y in x.items():
+                if k not in ("description", "license", "title", "language_names"):
+                    walk(y)
+
+    walk(demo.get("sets", {}))
+    ref = (a / "inside_reference.txt").read_text(encoding="utf-8").splitlines()
+    texts += [ln.strip() for ln in ref if ln.strip() and not ln.startswith("#")]
+    return [t for t in texts if t.strip()]
 
 
 def _export_onnx(fp32: Path, out: Path) -> None:
@@ -190,26 +269,93 @@ def build_int8_folder(dest: Path, fp32: Path, *, check: bool = True) -> Path:
     return dest
 
 
-def _compare_with_fp32(folder: Path, fp32: Path, sentences: list[str]) -> float:
+def build_openvino_folder(dest: Path, fp32: Path, *, check: bool = True) -> Path:
+    """Build the OpenVINO static-int8 folder ``dest`` from the fp32 folder ``fp32``.
+
+    Raises:
+        MissingRuntimeError: ``openvino``/``nncf`` are not installed.
+        RuntimeError: The int8 model disagrees with fp32 beyond :data:`MIN_BUILD_COSINE`.
+    """
+    ov = import_openvino()
+    try:
+        import nncf
+    except ImportError as exc:
+        raise MissingRuntimeError(
+            f"building e5-small-int8 for OpenVINO needs NNCF, which is not installed ({exc}); "
+            "install the extra with `pip install 'embedsuite[fast]'`"
+        ) from None
+    from tokenizers import Tokenizer
+
+    t0 = time.perf_counter()
+    with atomic_dir(dest) as tmp, tempfile.TemporaryDirectory(
+        prefix=f".{dest.name}.work.", dir=dest.parent) as work:
+        w = Path(work)
+        logger.info("building e5-small-int8 (OpenVINO) from %s into %s", fp32, dest)
+        _export_onnx(fp32, w / "model_fp32.onnx")
+        tok = Tokenizer.from_file(str(fp32 / "tokenizer.json"))
+        tok.no_padding()
+        tok.enable_truncation(512)
+        texts = calibration_texts()
+        feeds = []
+        for i, t in enumerate(texts):  # both prompts, alternating
+            ids = np.array([tok.encode(PROMPTS["query" if i % 2 else "passage"] + t).ids],
+                           np.int64)
+            feeds.append({"input_ids": ids, "attention_mask": np.ones_like(ids)})
+        model = ov.convert_model(str(w / "model_fp32.onnx"))
+        q = nncf.quantize(model, nncf.Dataset(feeds), model_type=nncf.ModelType.TRANSFORMER,
+                          subset_size=len(feeds))
+        ov.save_model(q, str(tmp / "openvino_int8.xml"))
+        for name in ("tokenizer.json", "config.json", "tokenizer_config.json",
+                     "special_tokens_map.json", "config_sentence_transformers.json"):
+            if (fp32 / name).is_file():
+                shutil.copy2(fp32 / name, tmp / name)
+        (tmp / "README.md").write_text(
+            "# e5-small-int8, OpenVINO (built by embedsuite)\n\n"
+            f"From the rebuilt fp32 folder `{fp32}`: {OV_RECIPE}, calibrated on "
+            f"{len(texts)} of the project's demo texts. Mean pooling and L2 normalisation "
+            "are applied by the encoder, as in the fp32 path.\n")
+        (tmp / "embedsuite_build.json").write_text(json.dumps(
+            {"ov_version": OV_VERSION, "recipe": OV_RECIPE, "fp32": str(fp32),
+             "openvino": ov.get_version(), "nncf": nncf.__version__,
+             "calibration_texts": len(texts),
+             "build_s": round(time.perf_counter() - t0, 1)}, indent=2))
+        if check:
+            worst = _compare_with_fp32(tmp, fp32, _CHECK_SENTENCES, backend="openvino")
+            if worst < MIN_BUILD_COSINE:
+                raise RuntimeError(
+                    f"the int8 model disagrees with fp32 e5-small (min cosine {worst:.4f} < "
+                    f"{MIN_BUILD_COSINE}); this OpenVINO/NNCF version may quantise "
+                    f"differently; try EMBEDSUITE_INT8_BACKEND=onnxruntime"
+                )
+            logger.info("e5-small-int8 (OpenVINO) vs fp32: min cosine %.4f on the check "
+                        "sentences", worst)
+    return dest
+
+
+def _compare_with_fp32(folder: Path, fp32: Path, sentences: list[str],
+                       backend: str = "onnxruntime") -> float:
     from sentence_transformers import SentenceTransformer
 
     st = SentenceTransformer(str(fp32), device="cpu")
     ref = st.encode([PROMPTS["query"] + s for s in sentences], normalize_embeddings=True,
                     convert_to_numpy=True, show_progress_bar=False)
-    enc = E5SmallInt8Encoder(folder=folder, fp32=E5SmallEncoder(folder=fp32))
+    enc = E5SmallInt8Encoder(folder=folder, fp32=E5SmallEncoder(folder=fp32), backend=backend)
     ours = enc.encode(sentences, role="query", use_cache=False)
     return float(np.min(np.sum(ours * ref, axis=1)))
 
 
 class E5SmallInt8Encoder(BaseEncoder):
-    """e5-small with int8 weights through ONNX Runtime (CPU); about 4x fp32 speed.
+    """e5-small with int8 weights on CPU, through OpenVINO or ONNX Runtime.
 
     Args:
-        folder: The int8 folder (default ``<cache_dir>/models/e5-small-int8``), built from
+        folder: The int8 folder (default ``<cache_dir>/models/e5-small-int8-ov`` for
+            OpenVINO, ``<cache_dir>/models/e5-small-int8`` for ONNX Runtime), built from
             ``fp32`` on first use.
         fp32: The fp32 encoder it is built from (default: a new ``E5SmallEncoder``).
-        threads: ONNX Runtime intra-op threads (``0``: one per core; default from
-            ``EMBEDSUITE_THREADS`` or :data:`DEFAULT_THREADS`).
+        threads: CPU threads (``0``: one per core; default from ``EMBEDSUITE_THREADS`` or
+            :data:`DEFAULT_THREADS`). OpenVINO runs one stream per thread (at most
+            :data:`MAX_STREAMS`) and splits each batch over them.
+        backend: ``"openvino"`` or ``"onnxruntime"`` (default: :func:`default_backend`).
         cache: The embedding cache.
     """
 
@@ -219,46 +365,66 @@ class E5SmallInt8Encoder(BaseEncoder):
     has_token_embeddings = True
     num_layers = 12  # e5-small's depth (the ONNX graph exposes every hidden state)
     languages = "~100 (XLM-R languages)"
-    source = "e5-small's rebuilt fp32 folder, exported to ONNX and int8-quantised (ONNX Runtime)"
+    source = ("e5-small's rebuilt fp32 folder, exported to ONNX and int8-quantised "
+              "(OpenVINO static int8, or ONNX Runtime dynamic int8)")
 
     def __init__(self, folder: str | os.PathLike[str] | None = None, *,
                  fp32: E5SmallEncoder | None = None, threads: int | None = None,
-                 cache: Any = None) -> None:
+                 backend: str | None = None, cache: Any = None) -> None:
         super().__init__(cache=cache)
-        self.path = Path(folder) if folder else cache_dir() / "models" / "e5-small-int8"
+        self.backend = backend if backend is not None else default_backend()
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r} "
+                             f"(EMBEDSUITE_INT8_BACKEND or the backend argument)")
+        sub = "e5-small-int8-ov" if self.backend == "openvino" else "e5-small-int8"
+        self.path = Path(folder) if folder else cache_dir() / "models" / sub
         self.fp32 = fp32 if fp32 is not None else E5SmallEncoder(cache=cache)
         env = os.environ.get("EMBEDSUITE_THREADS")
         self.threads = threads if threads is not None else (int(env) if env else DEFAULT_THREADS)
         self.prompts = dict(PROMPTS)
         self._session: Any = None
+        self._requests: list[Any] = []
         self._lock = threading.RLock()  # one session and tokenizer set per encoder
         self._tokenizers: dict[str, Any] = {}
         self._fingerprint: str | None = None
 
     # -- build --------------------------------------------------------------
     @property
+    def _model_file(self) -> str:
+        return "openvino_int8.xml" if self.backend == "openvino" else "model_int8.onnx"
+
+    @property
     def fingerprint(self) -> str:
         """The fp32 fingerprint plus the int8 recipe (no build needed; differs from fp32's)."""
         if self._fingerprint is None:
             h = hashlib.blake2b(digest_size=10)
-            h.update(f"{self.fp32.fingerprint}|int8-v{INT8_VERSION}|{RECIPE}".encode())
+            if self.backend == "openvino":
+                h.update(f"{self.fp32.fingerprint}|ov-int8-v{OV_VERSION}|{OV_RECIPE}".encode())
+            else:
+                h.update(f"{self.fp32.fingerprint}|int8-v{INT8_VERSION}|{RECIPE}".encode())
             self._fingerprint = f"e5-small-int8:{h.hexdigest()}"
         return self._fingerprint
 
     def is_built(self) -> bool:
         info = self.path / "embedsuite_build.json"
-        if not info.is_file() or not (self.path / "model_int8.onnx").is_file():
+        if not info.is_file() or not (self.path / self._model_file).is_file():
             return False
         try:
-            return json.loads(info.read_text()).get("int8_version") == INT8_VERSION
+            meta = json.loads(info.read_text())
         except (OSError, ValueError):
             return False
+        if self.backend == "openvino":
+            return bool(meta.get("ov_version") == OV_VERSION)
+        return bool(meta.get("int8_version") == INT8_VERSION)
+
+    def _import_runtime(self) -> Any:
+        return import_openvino() if self.backend == "openvino" else import_onnxruntime()
 
     def build(self) -> None:
         """Build the int8 folder if needed (under a file lock; safe across processes)."""
         if self.is_built():
             return
-        import_onnxruntime()
+        self._import_runtime()
         from filelock import FileLock
 
         fp32_path = self.fp32.path
@@ -266,26 +432,44 @@ class E5SmallInt8Encoder(BaseEncoder):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(self.path) + ".lock", timeout=1800):
             if not self.is_built():
-                build_int8_folder(self.path, fp32_path)
+                if self.backend == "openvino":
+                    build_openvino_folder(self.path, fp32_path)
+                else:
+                    build_int8_folder(self.path, fp32_path)
 
     # -- runtime ------------------------------------------------------------
     @property
     def session(self) -> Any:
-        """The ONNX Runtime session (built and loaded on first access)."""
+        """The ONNX Runtime session or OpenVINO compiled model (built and loaded on first
+        access)."""
         with self._lock:
             return self._load_session()
 
+    def _n_threads(self) -> int:
+        return int(self.threads) if int(self.threads) > 0 else (os.cpu_count() or 1)
+
     def _load_session(self) -> Any:
-        if self._session is None:
-            ort = import_onnxruntime()
-            self.build()
-            so = ort.SessionOptions()
+        if self._session is not None:
+            return self._session
+        rt = self._import_runtime()
+        self.build()
+        logger.info("loading %s (%s) from %s", self.name, self.backend, self.path)
+        if self.backend == "openvino":
+            threads = self._n_threads()
+            streams = max(1, min(threads, MAX_STREAMS))
+            compiled = rt.Core().compile_model(
+                str(self.path / self._model_file), "CPU",
+                {"INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": streams,
+                 "PERFORMANCE_HINT": "THROUGHPUT"})
+            self._requests = [compiled.create_infer_request() for _ in range(streams)]
+            self._session = compiled
+        else:
+            so = rt.SessionOptions()
             so.intra_op_num_threads = int(self.threads)
             so.inter_op_num_threads = 1
-            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            logger.info("loading %s from %s", self.name, self.path)
-            self._session = ort.InferenceSession(str(self.path / "model_int8.onnx"), so,
-                                                 providers=["CPUExecutionProvider"])
+            so.graph_optimization_level = rt.GraphOptimizationLevel.ORT_ENABLE_ALL
+            self._session = rt.InferenceSession(str(self.path / self._model_file), so,
+                                                providers=["CPUExecutionProvider"])
         return self._session
 
     def _tok(self, kind: str = "plain") -> Any:
@@ -341,7 +525,22 @@ class E5SmallInt8Encoder(BaseEncoder):
         return ids, mask
 
     def _run(self, ids: np.ndarray, mask: np.ndarray, outputs: list[str]) -> list[np.ndarray]:
-        return list(self.session.run(outputs, {"input_ids": ids, "attention_mask": mask}))
+        if self.backend != "openvino":
+            return list(self.session.run(outputs, {"input_ids": ids, "attention_mask": mask}))
+        with self._lock:  # infer requests are not thread-safe
+            self._load_session()
+            # split the batch row-wise over the streams (at least 4 rows each)
+            k = max(1, min(len(self._requests), len(ids) // 4))
+            parts = [np.arange(i, len(ids), k) for i in range(k)]
+            for req, rows in zip(self._requests, parts, strict=False):
+                req.start_async({"input_ids": np.ascontiguousarray(ids[rows]),
+                                 "attention_mask": np.ascontiguousarray(mask[rows])})
+            outs = [np.empty((len(ids), ids.shape[1], self.dim), np.float32) for _ in outputs]
+            for req, rows in zip(self._requests, parts, strict=False):
+                req.wait()
+                for o, name in zip(outs, outputs, strict=True):
+                    o[rows] = req.get_tensor(name).data
+            return outs
 
     def _encode_batch(self, texts: list[str], role: Role) -> np.ndarray:
         encs = self._tok("single").encode_batch(self._with_prompt(texts, role))
