@@ -125,6 +125,11 @@ def test_task_context_option_precedence(tmp_path: Path) -> None:
     ctx = TaskContext(data_dir=tmp_path, options={"langs": ["deu"], "qa.langs": ["en"]})
     assert ctx.option("qa", "langs") == ["en"]
     assert ctx.option("translation", "langs") == ["deu"]
+    one = TaskContext(data_dir=tmp_path, options={"qa.langs": "en", "kinds": "linear,attention"})
+    assert one.option_list("qa", "langs") == ["en"]  # one CLI value arrives as a str
+    assert one.option_list("sentiment", "kinds") == ["linear", "attention"]
+    assert one.option_list("translation", "langs", ["deu"]) == ["deu"]
+    assert one.option_list("translation", "langs") is None
     assert ctx.option("qa", "epochs", 2) == 2
 
 

@@ -69,6 +69,17 @@ class TaskContext:
             return self.options[f"{task}.{key}"]
         return self.options.get(key, default)
 
+    def option_list(self, task: str, key: str, default: Sequence[str] | None = None
+                    ) -> list[str] | None:
+        """A list-valued option; one value given on the command line (``--option
+        qa.langs=en``) arrives as a str and is split on commas."""
+        value = self.option(task, key)
+        if value is None or value in ("", []):
+            return None if default is None else list(default)
+        if isinstance(value, str):
+            return [x.strip() for x in value.split(",") if x.strip()]
+        return [str(x) for x in value]
+
     def require(self, *relative: str) -> Path:
         """The path of a data file, or a clear error naming what is missing."""
         p = self.data_dir.joinpath(*relative)

@@ -24,7 +24,7 @@ class BiasTask:
     higher_is_better = False
 
     def run(self, encoder: Encoder, ctx: TaskContext) -> list[dict[str, Any]]:
-        langs = ctx.option(self.name, "bias_langs")
+        langs = ctx.option_list(self.name, "bias_langs")
         results = run_bias_tests(encoder, load_tests(langs), seed=ctx.seed)
         recs = []
         for r in results:

@@ -206,7 +206,7 @@ class QATask:
         """Score the head (and the baseline) on each language."""
         from core.encoders.base import progress
 
-        langs = list(ctx.option(self.name, "langs") or LANGS)
+        langs = ctx.option_list(self.name, "langs", LANGS) or list(LANGS)
         unknown = [lg for lg in langs if lg not in LANGS]
         if unknown:
             raise ValueError(f"unknown XQuAD language(s) {unknown}; expected some of {LANGS}")

@@ -106,7 +106,8 @@ class SentimentTask:
         if callable(prepare):
             prepare(train_x + test_x)
         mteb = ctx.protocol == "mteb"
-        kinds = [] if mteb else list(ctx.option(self.name, "kinds") or ["linear", "attention"])
+        kinds = [] if mteb else (ctx.option_list(self.name, "kinds")
+                                or ["linear", "attention"])
         cache = ctx.work_dir / "token-features" if ctx.work_dir is not None else None
         records = []
         for kind in kinds:

@@ -217,7 +217,7 @@ class TranslationTask:
         """Evaluate ``encoder``; see the module docstring for the records."""
         folder = ctx.require(DATASET)
         all_langs = available_languages(folder)
-        langs = list(ctx.option(self.name, "langs") or all_langs)
+        langs = ctx.option_list(self.name, "langs", all_langs) or list(all_langs)
         unknown = [lang for lang in langs if lang not in all_langs]
         if unknown:
             raise ValueError(f"unknown Tatoeba language(s) {unknown}; known: "
