@@ -73,11 +73,11 @@ INT8_VERSION = 2
 RECIPE = "onnx-opset17+ort-bert-fusion+dynamic-int8-per-channel+ffn-output-fp32"
 #: the build fails below this cosine to fp32 on the check sentences
 MIN_BUILD_COSINE = 0.98
-#: default ONNX Runtime intra-op threads (0 = one per core). On the idle 2-core machine
-#: (benchmarks/encode.py, 2,000 sentences) 2 threads gave 351.7 sentences/s against 198.3
-#: with 1; under heavy load from other processes 1 thread won (benchmarks/throughput.py),
-#: so ``embedsuite serve`` gives each of its workers an equal share (EMBEDSUITE_THREADS).
-#: ``EMBEDSUITE_THREADS`` overrides it.
+#: default CPU threads (0 = one per core). On the idle 2-core machine
+#: (benchmarks/throughput.py, 10 tokens, batch 32) OpenVINO gave 1,113 sentences/s with 2
+#: threads (2 streams) against 563 with 1; ONNX Runtime 351.7 against 198.3
+#: (benchmarks/encode.py). ``embedsuite serve`` gives each of its workers an equal share
+#: (EMBEDSUITE_THREADS), which overrides it.
 DEFAULT_THREADS = 0
 _N_LAYERS = 12
 _OUTPUTS = [f"hidden_{i}" for i in range(_N_LAYERS + 1)]
