@@ -285,3 +285,20 @@ def test_compare_tab_handlers(tmp_path: Path, registered: None) -> None:
     assert fa is not None and fb is not None
     with pytest.raises(ValueError, match="Pick two different encoders"):
         live_compare("fake-a", "fake-a", "x\ny", "query")
+
+
+def test_markdown_shows_a_per_encoder_baseline_as_a_range(tmp_path: Path) -> None:
+    from core.evaluation.harness import write_markdown
+
+    task = _CountingTask()
+    recs = [make_record("enc-a", "toy", "toy", "accuracy", 0.9, 3),
+            make_record("baseline:uses-encoder", "toy", "toy", "accuracy", 0.2, 3),
+            make_record("enc-b", "toy", "toy", "accuracy", 0.8, 3),
+            make_record("baseline:uses-encoder", "toy", "toy", "accuracy", 0.3, 3)]
+    status = [{"encoder": e, "task": "toy", "status": "ok", "seconds": 1.0}
+              for e in ("enc-a", "enc-b")]
+    write_markdown(tmp_path / "r.md", recs, status, [task])
+    md = (tmp_path / "r.md").read_text()
+    assert "| baseline:uses-encoder | 0.200-0.300 |" in md
+    assert "| enc-a | **0.900** |" in md and "| enc-b | 0.800 |" in md
+    assert "A range (lo-hi): a baseline that uses the shared encoder" in md

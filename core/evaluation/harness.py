@@ -278,11 +278,17 @@ def write_markdown(path: Path, records: list[dict[str, Any]], status: list[dict[
     reasons = sorted({s.get("reason", "") for s in status if s["status"] == "not_applicable"})
     mains = [main_metric(t, protocol) for t in tasks]
     cols = []
+    spread: dict[tuple[str, str], tuple[float, float]] = {}
     for t, (ds, metric) in zip(tasks, mains, strict=True):
-        vals = {}
+        vals: dict[str, float] = {}
+        seen: dict[str, list[float]] = {}
         for r in records:
             if r["task"] == t.name and r["dataset"] == ds and r["metric"] == metric:
                 vals[r["encoder"]] = r["value"]
+                seen.setdefault(r["encoder"], []).append(float(r["value"]))
+        for e, vs in seen.items():  # a baseline that uses the encoder runs once per encoder
+            if len({_fmt(v) for v in vs}) > 1:
+                spread[(e, t.name)] = (min(vs), max(vs))
         cols.append((t, vals))
     title = "# Evaluation results" + (" (protocol: mteb)" if protocol == "mteb" else "")
     lines = [title, "",
@@ -296,6 +302,9 @@ def write_markdown(path: Path, records: list[dict[str, Any]], status: list[dict[
                 cells.append("n/a")
             elif (e, t.name) in failed:
                 cells.append("error")
+            elif (e, t.name) in spread:
+                lo, hi = spread[(e, t.name)]
+                cells.append(f"{_fmt(lo)}-{_fmt(hi)}")
             elif e in vals:
                 best = (max if getattr(t, "higher_is_better", True) else min)(vals.values())
                 s = _fmt(vals[e])
@@ -305,6 +314,9 @@ def write_markdown(path: Path, records: list[dict[str, Any]], status: list[dict[
         lines.append(f"| {e} | " + " | ".join(cells) + " |")
     lower = [t.name for t in tasks if not getattr(t, "higher_is_better", True)]
     why = ("n/a: " + "; ".join(r for r in reasons if r) + ". ") if reasons else ""
+    if spread:
+        why += ("A range (lo-hi): a baseline that uses the shared encoder, run once per "
+                "encoder. ")
     lines += ["", why + "Bold: best "
               "per column" + (f" (lower is better for {', '.join(lower)})." if lower else "."), "",
               "## All records", "", "| encoder | task | dataset | metric | value | n |",
