@@ -335,7 +335,10 @@ def write_markdown(path: Path, records: list[dict[str, Any]], status: list[dict[
 
 def _main_values(records: list[dict[str, Any]], tasks: Sequence[Task], protocol: str = "default"
                  ) -> tuple[list[str], np.ndarray]:
-    encoders = list(dict.fromkeys(r["encoder"] for r in records))
+    names = list(dict.fromkeys(r["encoder"] for r in records))
+    # the encoders first, then the baselines run inside tasks
+    encoders = ([e for e in names if not e.startswith("baseline:")]
+                + [e for e in names if e.startswith("baseline:")])
     grid = np.full((len(encoders), len(tasks)), np.nan)
     for r in records:
         for j, t in enumerate(tasks):
@@ -371,17 +374,30 @@ def plot_results(path: Path, records: list[dict[str, Any]], tasks: Sequence[Task
     heights = [max(2.0, 0.5 * len(encoders) + 1)] + [3.0] * len(lang_tasks)
     gs = fig.add_gridspec(n_rows, 1, height_ratios=heights)
     ax = fig.add_subplot(gs[0])
-    shown = np.where(np.isnan(grid), 0.0, grid)
-    ax.imshow(shown, cmap="viridis", aspect="auto", vmin=0, vmax=1)
+    # colour = rank within the column (best = brightest; bias: lower is better), so
+    # columns on different scales read alike; n/a cells are grey, the values are printed
+    shown = np.full_like(grid, np.nan)
+    for j, t in enumerate(tasks):
+        col = grid[:, j]
+        ok = ~np.isnan(col)
+        if ok.sum():
+            lo, hi = np.nanmin(col), np.nanmax(col)
+            x = (col - lo) / (hi - lo) if hi > lo else np.ones_like(col)
+            shown[:, j] = x if getattr(t, "higher_is_better", True) else 1 - x
+    cmap = matplotlib.colormaps["viridis"].copy()
+    cmap.set_bad("#d9d9d9")
+    ax.imshow(np.ma.masked_invalid(shown), cmap=cmap, aspect="auto", vmin=0, vmax=1)
     ax.set_xticks(range(len(tasks)), [f"{t.name}\n{main_metric(t, protocol)[1]}" for t in tasks],
                   fontsize=8)
     ax.set_yticks(range(len(encoders)), encoders, fontsize=8)
     for i in range(len(encoders)):
         for j in range(len(tasks)):
             txt = "n/a" if np.isnan(grid[i, j]) else f"{grid[i, j]:.3f}"
+            dark = not np.isnan(shown[i, j]) and shown[i, j] < 0.6
             ax.text(j, i, txt, ha="center", va="center", fontsize=8,
-                    color="white" if shown[i, j] < 0.6 else "black")
-    ax.set_title("Transfer across tasks (main metric per task)", fontsize=10)
+                    color="white" if dark else "black")
+    ax.set_title("Transfer across tasks (main metric per task; colour: best in the column "
+                 "brightest)", fontsize=10)
     for k, t in enumerate(lang_tasks, start=1):
         prefix, metric = lang_metric(t)  # type: ignore[misc]
         per: dict[str, dict[str, float]] = {}
