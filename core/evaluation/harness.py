@@ -384,8 +384,7 @@ def plot_results(path: Path, records: list[dict[str, Any]], tasks: Sequence[Task
             lo, hi = np.nanmin(col), np.nanmax(col)
             x = (col - lo) / (hi - lo) if hi > lo else np.ones_like(col)
             shown[:, j] = x if getattr(t, "higher_is_better", True) else 1 - x
-    cmap = matplotlib.colormaps["viridis"].copy()
-    cmap.set_bad("#d9d9d9")
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="#d9d9d9")
     ax.imshow(np.ma.masked_invalid(shown), cmap=cmap, aspect="auto", vmin=0, vmax=1)
     ax.set_xticks(range(len(tasks)), [f"{t.name}\n{main_metric(t, protocol)[1]}" for t in tasks],
                   fontsize=8)
