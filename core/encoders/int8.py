@@ -229,6 +229,14 @@ def _ffn_output_matmuls(model_path: Path, hidden: int) -> list[str]:
                     and shapes[x][0] > hidden for x in n.input)]
 
 
+def _copy_tokenizer_files(fp32: Path, dest: Path) -> None:
+    """The tokenizer and config files the int8 folders share with the fp32 folder."""
+    for name in ("tokenizer.json", "config.json", "tokenizer_config.json",
+                 "special_tokens_map.json", "config_sentence_transformers.json"):
+        if (fp32 / name).is_file():
+            shutil.copy2(fp32 / name, dest / name)
+
+
 def build_int8_folder(dest: Path, fp32: Path, *, check: bool = True) -> Path:
     """Build the int8 ONNX folder ``dest`` from the fp32 sentence-transformers folder ``fp32``.
 
@@ -246,10 +254,7 @@ def build_int8_folder(dest: Path, fp32: Path, *, check: bool = True) -> Path:
         _export_onnx(fp32, w / "model_fp32.onnx")
         _optimize_and_quantize(w / "model_fp32.onnx", w, tmp / "model_int8.onnx",
                                int(cfg["hidden_size"]), int(cfg["num_attention_heads"]))
-        for name in ("tokenizer.json", "config.json", "tokenizer_config.json",
-                     "special_tokens_map.json", "config_sentence_transformers.json"):
-            if (fp32 / name).is_file():
-                shutil.copy2(fp32 / name, tmp / name)
+        _copy_tokenizer_files(fp32, tmp)
         (tmp / "README.md").write_text(
             "# e5-small-int8 (built by embedsuite)\n\n"
             f"From the rebuilt fp32 folder `{fp32}`: {RECIPE}. Mean pooling and L2 "
@@ -305,10 +310,7 @@ def build_openvino_folder(dest: Path, fp32: Path, *, check: bool = True) -> Path
         q = nncf.quantize(model, nncf.Dataset(feeds), model_type=nncf.ModelType.TRANSFORMER,
                           subset_size=len(feeds))
         ov.save_model(q, str(tmp / "openvino_int8.xml"))
-        for name in ("tokenizer.json", "config.json", "tokenizer_config.json",
-                     "special_tokens_map.json", "config_sentence_transformers.json"):
-            if (fp32 / name).is_file():
-                shutil.copy2(fp32 / name, tmp / name)
+        _copy_tokenizer_files(fp32, tmp)
         (tmp / "README.md").write_text(
             "# e5-small-int8, OpenVINO (built by embedsuite)\n\n"
             f"From the rebuilt fp32 folder `{fp32}`: {OV_RECIPE}, calibrated on "
