@@ -31,10 +31,11 @@ def cmd_encoders(args: argparse.Namespace) -> int:
     if args.json:
         _out(json.dumps(rows, indent=2))
         return 0
-    _out(f"{'name':<10} {'dim':>4}  {'tokens':<6}  {'built':<5}  {'languages':<28}  source")
+    w = max([4, *(len(str(r["name"])) for r in rows)])
+    _out(f"{'name':<{w}} {'dim':>4}  {'tokens':<6}  {'built':<5}  {'languages':<28}  source")
     for r in rows:
         dim = r["dim"] if r["dim"] else "fit"
-        _out(f"{r['name']!s:<10} {dim!s:>4}  {'yes' if r['token_embeddings'] else 'no':<6}  "
+        _out(f"{r['name']!s:<{w}} {dim!s:>4}  {'yes' if r['token_embeddings'] else 'no':<6}  "
              f"{'yes' if r['built'] else 'no':<5}  {str(r['languages'])[:28]:<28}  {r['source']}")
     return 0
 
