@@ -181,7 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data-dir", default=None, help="default ../shared/data or $EMBEDSUITE_DATA")
     s.add_argument("--limit", type=int, default=None, help="cap examples per dataset")
     s.add_argument("--protocol", choices=["default", "mteb"], default="default")
-    s.add_argument("--langs", default=None, help="comma-separated languages (translation)")
+    s.add_argument("--langs", default=None,
+                   help="comma-separated languages for every task that reads them (translation: "
+                        "deu,fra,...; qa: en,de,...); per task: --option translation.langs=...")
     s.add_argument("--option", action="append", metavar="KEY=VALUE",
                    help="a task option, repeatable; KEY may name its task, e.g. "
                         "qa.head=shipped, qa.langs=en,de, sentiment.kinds=linear")
