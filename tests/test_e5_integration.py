@@ -77,6 +77,14 @@ def test_long_text_is_truncated_with_one_warning(e5, caplog) -> None:  # type: i
     assert te.truncated and len(te) <= 512
 
 
+def test_dropped_characters_are_not_a_cut(e5, caplog) -> None:  # type: ignore[no-untyped-def]
+    """Characters the tokenizer drops (control characters) are not reported as truncation."""
+    with caplog.at_level(logging.WARNING):
+        te = e5.encode_tokens(["\x01\x02\x03", "ok \x07"])
+    assert [t.truncated for t in te] == [False, False]
+    assert not [r for r in caplog.records if "were cut" in r.getMessage()]
+
+
 def test_cache_serves_the_second_encode(e5) -> None:  # type: ignore[no-untyped-def]
     texts = [f"cache probe sentence {i}" for i in range(20)]
     first = e5.encode(texts)

@@ -619,7 +619,9 @@ class E5SmallInt8Encoder(BaseEncoder):
                         elif sid is not None:
                             pkeep.append(j)
                     end = spans[-1][1] if spans else 0
-                    truncated = end < len(text.rstrip())
+                    # cut only if the sequence is full and text is left over (as e5-small)
+                    at_limit = int(mask[r].sum()) >= self.max_seq_length
+                    truncated = at_limit and end < len(text.rstrip())
                     n_trunc += truncated
                     results.append(TokenEmbeddings(
                         text=text,

@@ -263,7 +263,10 @@ class SentenceTransformerEncoder(BaseEncoder):
                         elif sid is not None:
                             pkeep.append(j)
                     end = spans[-1][1] if spans else 0
-                    truncated = end < len(text.rstrip())
+                    # cut only if the sequence is full and text is left over (characters
+                    # the tokenizer drops, e.g. control characters, are not a cut)
+                    at_limit = int(enc["attention_mask"][r].sum()) >= self.max_seq_length
+                    truncated = at_limit and end < len(text.rstrip())
                     n_trunc += truncated
                     results.append(
                         TokenEmbeddings(
