@@ -607,21 +607,9 @@ class E5SmallInt8Encoder(BaseEncoder):
                 sel = np.concatenate([by_name[n] for n in names], axis=-1).astype(np.float32)
                 for r, text in enumerate(batch):
                     e = encs[r]
-                    keep, spans, toks, pkeep = [], [], [], []
-                    for j, sid in enumerate(e.sequence_ids):
-                        if sid == text_seq:
-                            o0, o1 = e.offsets[j]
-                            sp = SentenceTransformerEncoder._clip(text, o0, o1, len(prompt))
-                            if sp is not None:
-                                keep.append(j)
-                                spans.append(sp)
-                                toks.append(e.tokens[j])
-                        elif sid is not None:
-                            pkeep.append(j)
-                    end = spans[-1][1] if spans else 0
-                    # cut only if the sequence is full and text is left over (as e5-small)
-                    at_limit = int(mask[r].sum()) >= self.max_seq_length
-                    truncated = at_limit and end < len(text.rstrip())
+                    keep, spans, toks, pkeep, truncated = SentenceTransformerEncoder._split_row(
+                        text, e.sequence_ids, e.offsets, e.tokens, text_seq, len(prompt),
+                        int(mask[r].sum()) >= self.max_seq_length)
                     n_trunc += truncated
                     results.append(TokenEmbeddings(
                         text=text,

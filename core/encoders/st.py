@@ -172,6 +172,33 @@ class SentenceTransformerEncoder(BaseEncoder):
         spans = [self._clip(text, s, e, len(prompt)) for s, e in enc["offset_mapping"]]
         return np.array([sp for sp in spans if sp is not None], dtype=np.int64).reshape(-1, 2)
 
+    @classmethod
+    def _split_row(cls, text: str, seq_ids: Sequence[int | None],
+                   offsets: Sequence[Sequence[int]], tokens: Sequence[str], text_seq: int,
+                   plen: int, at_limit: bool
+                   ) -> tuple[list[int], list[tuple[int, int]], list[str], list[int], bool]:
+        """One encoded row -> (text token positions, their spans in ``text``, their tokens,
+        pair token positions, truncated). Shared by every encoder with token embeddings.
+
+        A row is truncated only if the sequence is full (``at_limit``) and text is left
+        over: characters the tokenizer drops (control characters) are not a cut.
+        """
+        keep: list[int] = []
+        spans: list[tuple[int, int]] = []
+        toks: list[str] = []
+        pkeep: list[int] = []
+        for j, sid in enumerate(seq_ids):
+            if sid == text_seq:
+                sp = cls._clip(text, int(offsets[j][0]), int(offsets[j][1]), plen)
+                if sp is not None:
+                    keep.append(j)
+                    spans.append(sp)
+                    toks.append(tokens[j])
+            elif sid is not None:
+                pkeep.append(j)
+        end = spans[-1][1] if spans else 0
+        return keep, spans, toks, pkeep, at_limit and end < len(text.rstrip())
+
     @staticmethod
     def _clip(text: str, s: int, e: int, plen: int) -> tuple[int, int] | None:
         if e <= plen or e <= s:
@@ -218,7 +245,7 @@ class SentenceTransformerEncoder(BaseEncoder):
         model = self.model
         tok = self.tokenizer
         auto = model[0].auto_model
-        depth = int(getattr(auto.config, "num_hidden_layers", 0) or 0)
+        depth = self.num_layers or 0
         bad = [i for i in layer_ids if depth and not -(depth + 1) <= int(i) <= depth]
         if bad:
             raise ValueError(f"layers {bad} do not exist in {self.name}: it has hidden states "
@@ -250,23 +277,10 @@ class SentenceTransformerEncoder(BaseEncoder):
                 hs = out.hidden_states
                 sel = torch.cat([hs[i] for i in layer_ids], dim=-1).float().numpy()
                 for r, text in enumerate(batch):
-                    seq_ids = enc.sequence_ids(r)
-                    keep, spans, toks, pkeep = [], [], [], []
-                    ids = enc["input_ids"][r].tolist()
-                    for j, sid in enumerate(seq_ids):
-                        if sid == text_seq:
-                            sp = self._clip(text, offsets[r][j][0], offsets[r][j][1], len(prompt))
-                            if sp is not None:
-                                keep.append(j)
-                                spans.append(sp)
-                                toks.append(tok.convert_ids_to_tokens(ids[j]))
-                        elif sid is not None:
-                            pkeep.append(j)
-                    end = spans[-1][1] if spans else 0
-                    # cut only if the sequence is full and text is left over (characters
-                    # the tokenizer drops, e.g. control characters, are not a cut)
-                    at_limit = int(enc["attention_mask"][r].sum()) >= self.max_seq_length
-                    truncated = at_limit and end < len(text.rstrip())
+                    keep, spans, toks, pkeep, truncated = self._split_row(
+                        text, enc.sequence_ids(r), offsets[r],
+                        tok.convert_ids_to_tokens(enc["input_ids"][r].tolist()), text_seq,
+                        len(prompt), int(enc["attention_mask"][r].sum()) >= self.max_seq_length)
                     n_trunc += truncated
                     results.append(
                         TokenEmbeddings(
