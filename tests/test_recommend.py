@@ -398,3 +398,162 @@ def test_trend_prior_and_its_round_trip(fake_encoder, tmp_path: Path):
     rec.save(tmp_path / "t")
     back = ContentRecommender.load(tmp_path / "t", fake_encoder)
     np.testing.assert_array_equal(back.trend_scores(103.0), recent)
+
+
+# ------------------------------------------------- cold items with enough users
+def _ratings(rows):
+    dt = np.dtype([("user", np.int64), ("item", np.int64), ("rating", np.float32),
+                   ("timestamp", np.int64)])
+    return np.array(rows, dtype=dt)
+
+
+def _random_split(n_users=60, n_items=40, seed=0):
+    from core.evaluation.tasks.recommendation import temporal_split
+
+    rng = np.random.default_rng(seed)
+    rows = [(u, int(i), float(rng.integers(1, 6)), int(rng.integers(0, 10**6)))
+            for u in range(n_users) for i in rng.choice(n_items, 12, replace=False)]
+    return temporal_split(_ratings(rows), n_items)
+
+
+def test_simulate_cold_removes_chosen_items_from_training_only():
+    from core.evaluation.tasks.recommendation import simulate_cold
+
+    split = _random_split()
+    sim = simulate_cold(split, 40, share=0.25, seed=3)
+    # 25 % of 40 items are chosen (some may have been cold already)
+    assert sim.cold >= split.cold and len(sim.cold) >= 10
+    assert len(sim.cold) <= len(split.cold) + 10
+    made_cold = np.array(sorted(sim.cold))
+    assert not np.isin(sim.train["item"], made_cold).any()
+    assert len(sim.train) == int((~np.isin(split.train["item"], made_cold)).sum())
+    for u in sim.users:
+        assert not np.isin(sim.history[u][0], made_cold).any()
+        assert sim.relevant[u] == split.relevant[u]  # held-out relevant items unchanged
+    assert set(sim.users) <= set(split.users)
+    again = simulate_cold(split, 40, share=0.25, seed=3)
+    assert again.cold == sim.cold
+    assert simulate_cold(split, 40, share=0.25, seed=4).cold != sim.cold
+    with pytest.raises(ValueError, match=r"share must be in \(0, 1\), the fraction of items "
+                                         r"made cold, got 1.5"):
+        simulate_cold(split, 40, share=1.5)
+
+
+def test_evaluate_scores_reports_cold_ndcg_per_user():
+    from core.evaluation.tasks.recommendation import evaluate_scores, simulate_cold
+
+    sim = simulate_cold(_random_split(), 40, share=0.3, seed=0)
+    rng = np.random.default_rng(1)
+    per: dict[int, float] = {}
+    res = evaluate_scores(sim, lambda u: rng.random(40), 40, cold_per_user=per)
+    assert per and res["ndcg@10_cold"][1] == len(per)
+    assert res["ndcg@10_cold"][0] == pytest.approx(np.mean(list(per.values())))
+    assert all(u in sim.users and sim.relevant[u] & sim.cold for u in per)
+
+
+def test_paired_bootstrap_contract():
+    from core.evaluation.tasks.recommendation import paired_bootstrap
+
+    a = {1: 0.5, 2: 0.2, 3: 0.0, 4: 1.0}
+    b = {1: 0.1, 2: 0.2, 3: 0.3, 4: 0.0, 9: 1.0}  # user 9 is not in a: left out
+    mean, lo, hi, users = paired_bootstrap(a, b, n_boot=2000)
+    assert users == 4
+    assert mean == pytest.approx(np.mean([0.4, 0.0, -0.3, 1.0]))
+    assert lo <= mean <= hi and lo < hi
+    assert paired_bootstrap({1: 0.3, 2: 0.3}, {1: 0.1, 2: 0.1})[:3] == pytest.approx(
+        (0.2, 0.2, 0.2))
+    # (user, draw) keys: one user's draws are resampled together, each draw counts once
+    mean, _, _, users = paired_bootstrap({(1, 0): 1.0, (1, 1): 1.0, (2, 0): 0.0},
+                                         {(1, 0): 0.0, (1, 1): 0.0, (2, 0): 0.0})
+    assert users == 2 and mean == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="got none in common"):
+        paired_bootstrap({1: 0.0}, {2: 0.0})
+
+
+def _toy_movielens(root: Path, n_items: int = 30, n_users: int = 40) -> None:
+    """A MovieLens + TMDB folder in the real files' formats, with two taste groups."""
+    rng = np.random.default_rng(0)
+    small = root / "movielens" / "ml-latest-small"
+    small.mkdir(parents=True)
+    words = (_GROUP["s"], _GROUP["c"])
+    with open(root / "movielens" / "tmdb_5000_movies.csv", "w", encoding="utf-8") as fh:
+        fh.write("id,title,overview,genres,keywords,tagline\n")
+        for i in range(n_items):
+            g = json.dumps([{"id": 1, "name": "Drama"}]).replace('"', '""')
+            fh.write(f'{500 + i},Movie {i},"{words[i % 2]} story {i}","{g}","[]",tagline\n')
+    (small / "movies.csv").write_text("movieId,title,genres\n" + "".join(
+        f"{i + 1},Movie {i} ({1990 + i}),Drama\n" for i in range(n_items)), encoding="utf-8")
+    (small / "links.csv").write_text("movieId,imdbId,tmdbId\n" + "".join(
+        f"{i + 1},{100 + i},{500 + i}\n" for i in range(n_items)), encoding="utf-8")
+    lines = ["userId,movieId,rating,timestamp\n"]
+    for u in range(1, n_users + 1):
+        for i in rng.choice(n_items, 10, replace=False):
+            liked = (i % 2) == (u % 2)
+            lines.append(f"{u},{i + 1},{5.0 if liked else 2.0},{int(rng.integers(0, 10**6))}\n")
+    (small / "ratings.csv").write_text("".join(lines), encoding="utf-8")
+
+
+def test_recommendation_task_records_natural_and_simulated_cold(fake_encoder, tmp_path: Path):
+    from core.evaluation.harness import RECORD_KEYS, TaskContext
+    from core.evaluation.tasks.recommendation import (
+        CONTENT_DATASET,
+        DATASET,
+        METRICS,
+        SIM_CONTENT_DATASET,
+        SIM_DATASET,
+        RecommendationTask,
+    )
+
+    _toy_movielens(tmp_path)
+    task = RecommendationTask()
+    ctx = TaskContext(data_dir=tmp_path, work_dir=tmp_path / "work", show_progress=False,
+                      options={"recommendation.cold_seeds": "2"})
+    records = task.run(fake_encoder, ctx)
+    assert all(tuple(r) == RECORD_KEYS for r in records)
+    got = {(r["encoder"], r["dataset"], r["metric"]) for r in records}
+    for ds, content_ds in ((DATASET, CONTENT_DATASET), (SIM_DATASET, SIM_CONTENT_DATASET)):
+        for m in METRICS:
+            assert (fake_encoder.name, content_ds, m) in got
+            assert (fake_encoder.name, ds, m) in got
+            for base in ("baseline:popularity", "baseline:item-knn", "baseline:tfidf-content"):
+                assert (base, ds, m) in got
+    gains = {(r["dataset"], r["metric"]): r for r in records if "gain" in r["metric"]}
+    assert {m for _, m in gains} == {"ndcg@10_cold_gain", "ndcg@10_cold_gain_ci95_low",
+                                     "ndcg@10_cold_gain_ci95_high"}
+    for ds in {d for d, _ in gains}:
+        lo, g, hi = (gains[(ds, f"ndcg@10_cold_gain{s}")]["value"]
+                     for s in ("_ci95_low", "", "_ci95_high"))
+        assert lo <= g <= hi
+    # the simulated cold figures pool both draws: more (user, draw) pairs than users
+    sim_cold = next(r for r in records if r["dataset"] == SIM_CONTENT_DATASET
+                    and r["metric"] == "ndcg@10_cold")
+    users = next(r for r in records if r["dataset"] == SIM_CONTENT_DATASET
+                 and r["metric"] == "ndcg@10")["n"]
+    assert sim_cold["n"] > 0 and users > 40 - 1  # two draws of up to 40 users
+    pop_cold = next(r for r in records if r["dataset"] == SIM_DATASET
+                    and r["encoder"] == "baseline:popularity" and r["metric"] == "ndcg@10_cold")
+    assert pop_cold["value"] == 0.0  # nobody rated a cold item: no popularity
+    assert (tmp_path / "work" / f"recommendation_{fake_encoder.name}.png").stat().st_size > 0
+    settings = json.loads((tmp_path / "work" /
+                           f"recommendation_settings_{fake_encoder.name}.json").read_text())
+    assert settings["cold_share"] == 0.2 and settings["cold_seeds"] == 2
+    off = task.run(fake_encoder, TaskContext(data_dir=tmp_path, show_progress=False,
+                                             options={"cold_seeds": 0}))
+    assert not any(r["dataset"].startswith(SIM_DATASET) for r in off)
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("cold_share", "1.2", r"cold_share must be a fraction in \(0, 1\) \(the share of items "
+                          r"made cold\), got '1.2'"),
+    ("cold_seeds", "-1", r"cold_seeds must be an int >= 0 \(simulated draws; 0 turns the "
+                         r"simulation off\), got '-1'"),
+    ("cold_seeds", "five", r"cold_seeds must be an int >= 0"),
+])
+def test_recommendation_task_rejects_bad_cold_options(fake_encoder, tmp_path: Path, key, value,
+                                                      message):
+    from core.evaluation.harness import TaskContext
+    from core.evaluation.tasks.recommendation import RecommendationTask
+
+    ctx = TaskContext(data_dir=tmp_path, options={f"recommendation.{key}": value})
+    with pytest.raises(ValueError, match=message):
+        RecommendationTask().run(fake_encoder, ctx)

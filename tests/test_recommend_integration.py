@@ -118,3 +118,27 @@ def test_hybrid_on_a_movielens_sample_beats_popularity(e5, data_dir):
     h = evaluate_scores(split, hybrid, len(keep))["ndcg@10"][0]
     p = evaluate_scores(split, lambda u: pop, len(keep))["ndcg@10"][0]
     assert h > p, (h, p)
+
+
+@pytest.mark.data
+def test_simulated_cold_start_gives_enough_users_to_compare(data_dir):
+    """The natural split has too few users with a cold relevant item to tell models
+    apart; each simulated draw (20 % of items made cold) has several hundred."""
+    from core.evaluation.tasks.recommendation import (
+        load_movielens,
+        simulate_cold,
+        temporal_split,
+    )
+
+    ids, _, ratings = load_movielens(data_dir / "movielens")
+    split = temporal_split(ratings, len(ids))
+
+    def cold_users(s) -> int:  # type: ignore[no-untyped-def]
+        return sum(1 for u in s.users if s.relevant[u] & s.cold)
+
+    assert cold_users(split) < 100
+    for seed in (0, 1):
+        sim = simulate_cold(split, len(ids), 0.2, seed)
+        assert cold_users(sim) > 300
+        assert len(sim.cold - split.cold) > 0.15 * len(ids)
+        assert len(sim.users) > 0.95 * len(split.users)

@@ -25,6 +25,20 @@ binary user vectors, top-k neighbours, shrinkage) and ``baseline:tfidf-content``
 (TF-IDF profile of the history). Every model's free settings are chosen on a
 validation split carved from the training data the same way (last 20 % of each
 user's training ratings); the test hold-out is only used for the final figures.
+
+Cold items, with enough users to tell models apart: in this split only ~45 users
+have a naturally cold relevant item, too few to decide anything (a single hit moves
+``ndcg@10_cold`` by 0.02). The same models, with the same settings, are therefore
+also run on an *item cold-start* simulation (:func:`simulate_cold`): a seeded random
+``cold_share`` (default 20 %) of the catalogue loses every training rating, as items
+nobody has rated yet, for ``cold_seeds`` (default 5) draws; about 400 users per
+draw then have a cold relevant item. Its records are in the datasets
+``movielens-tmdb/simulated-cold`` (hybrid, baselines) and
+``movielens-tmdb/simulated-cold/content-only``, pooled over the draws. For both the
+natural and the simulated cold items the content head's records carry
+``ndcg@10_cold_gain``: its ``ndcg@10_cold`` minus the best baseline's, over the same
+users, with a paired bootstrap 95 % interval (``..._ci95_low``, ``..._ci95_high``;
+users are resampled, each user's draws together).
 """
 
 from __future__ import annotations
@@ -33,7 +47,7 @@ import csv
 import json
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import product
 from pathlib import Path
@@ -46,10 +60,15 @@ from core.evaluation.harness import TASKS, TaskContext, make_record
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RecommendationTask", "Split", "evaluate_scores", "load_movielens", "temporal_split"]
+__all__ = ["RecommendationTask", "Split", "evaluate_scores", "load_movielens", "paired_bootstrap",
+           "simulate_cold", "temporal_split"]
 
 DATASET = "movielens-tmdb"  # the hybrid head and the baselines
 CONTENT_DATASET = "movielens-tmdb/content-only"  # the content head (no ratings of others)
+SIM_DATASET = "movielens-tmdb/simulated-cold"  # item cold-start simulation: hybrid, baselines
+SIM_CONTENT_DATASET = "movielens-tmdb/simulated-cold/content-only"
+COLD_SHARE = 0.2  # share of the catalogue made cold in the simulation
+COLD_SEEDS = 5  # simulated draws
 K = 10
 RELEVANT = 4.0
 HOLDOUT = 0.2
@@ -178,13 +197,76 @@ def temporal_split(ratings: np.ndarray, n_items: int, holdout: float = HOLDOUT,
     return Split(train=train, users=users, history=history, relevant=relevant, cold=cold)
 
 
+def simulate_cold(split: Split, n_items: int, share: float = COLD_SHARE, seed: int = 0) -> Split:
+    """Item cold start on top of ``split``: a random ``share`` of the catalogue loses
+    every training rating, as items nobody has rated yet.
+
+    The chosen items leave ``train`` and every training history; held-out relevant
+    sets are unchanged, so relevant items among the chosen ones become cold relevant
+    items. Users left with an empty history are dropped.
+
+    Raises:
+        ValueError: ``share`` outside (0, 1).
+    """
+    if not 0.0 < share < 1.0:
+        raise ValueError(f"share must be in (0, 1), the fraction of items made cold, got {share}")
+    rng = np.random.default_rng(seed)
+    drop = np.zeros(n_items, bool)
+    drop[rng.choice(n_items, max(1, round(share * n_items)), replace=False)] = True
+    history: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    for u, (it, rt, ts) in split.history.items():
+        keep = ~drop[it]
+        if keep.any():
+            history[u] = (it[keep], rt[keep], ts[keep])
+    users = [u for u in split.users if u in history]
+    return Split(train=split.train[~drop[split.train["item"]]], users=users, history=history,
+                 relevant={u: split.relevant[u] for u in users},
+                 cold=set(split.cold) | set(np.flatnonzero(drop).tolist()))
+
+
+def paired_bootstrap(a: Mapping[Any, float], b: Mapping[Any, float], n_boot: int = 10_000,
+                     seed: int = 0) -> tuple[float, float, float, int]:
+    """Mean of ``a[u] - b[u]`` over the keys both hold, with a 95 % percentile interval.
+
+    A key may be a user or a ``(user, draw)`` pair: pairs of one user are resampled
+    together (their differences are averaged per user first).
+
+    Returns:
+        ``(mean difference, interval low, interval high, users)``.
+
+    Raises:
+        ValueError: No key in common.
+    """
+    keys = [k for k in a if k in b]
+    if not keys:
+        raise ValueError("paired_bootstrap needs per-user values for the same users in both; "
+                         "got none in common")
+    per: dict[Any, list[float]] = {}
+    for k in keys:
+        per.setdefault(k[0] if isinstance(k, tuple) else k, []).append(a[k] - b[k])
+    diff = np.array([np.mean(v) for v in per.values()])
+    weights = np.array([len(v) for v in per.values()], float)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(diff), (n_boot, len(diff)))
+    boots = (diff[idx] * weights[idx]).sum(axis=1) / weights[idx].sum(axis=1)
+    mean = float((diff * weights).sum() / weights.sum())
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    return mean, float(lo), float(hi), len(diff)
+
+
 def _dcg(hits: np.ndarray) -> float:
     return float((hits / np.log2(np.arange(2, len(hits) + 2))).sum())
 
 
 def evaluate_scores(split: Split, score_fn: Callable[[int], np.ndarray], n_items: int,
-                    desc: str = "", show: bool | None = None) -> dict[str, tuple[float, int]]:
+                    desc: str = "", show: bool | None = None,
+                    cold_per_user: dict[int, float] | None = None
+                    ) -> dict[str, tuple[float, int]]:
     """Run ``score_fn(user) -> scores over all items`` for every evaluated user.
+
+    Args:
+        cold_per_user: If given, filled with user -> NDCG@10 over that user's cold
+            relevant items (users having one), for paired comparisons.
 
     Returns:
         metric -> (value, n users it is averaged over).
@@ -216,7 +298,10 @@ def evaluate_scores(split: Split, score_fn: Callable[[int], np.ndarray], n_items
         if cold_rel:
             n_cold += 1
             ch = np.array([int(t) in cold_rel for t in top], float).reshape(-1)
-            sums["ndcg@10_cold"] += _dcg(ch) / _dcg(np.ones(min(len(cold_rel), K)))
+            v = _dcg(ch) / _dcg(np.ones(min(len(cold_rel), K)))
+            sums["ndcg@10_cold"] += v
+            if cold_per_user is not None:
+                cold_per_user[u] = v
         bar.update(1)
     bar.close()
     n = max(len(split.users), 1)
@@ -293,29 +378,43 @@ def _best(split: Split, grid: list[dict[str, Any]], make: Callable[..., Callable
     return best, best_v
 
 
+def _model_label(record: Mapping[str, Any]) -> str:
+    if record["encoder"].startswith("baseline:"):
+        return str(record["encoder"])
+    kind = "content" if record["dataset"] in (CONTENT_DATASET, SIM_CONTENT_DATASET) else "hybrid"
+    return f"{record['encoder']} ({kind})"
+
+
 def plot_records(records: list[dict[str, Any]], path: Path) -> None:
-    """Bar chart of ndcg@10 and ndcg@10_cold per model (written next to the results)."""
+    """Bar chart per model: ndcg@10, and ndcg@10_cold on the natural and on the
+    simulated cold items (``n``: users, or user x draw pairs when pooled)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    models = []
+    bars = (("ndcg@10", (DATASET, CONTENT_DATASET), "ndcg@10"),
+            ("ndcg@10_cold", (DATASET, CONTENT_DATASET), "ndcg@10_cold (natural)"),
+            ("ndcg@10_cold", (SIM_DATASET, SIM_CONTENT_DATASET),
+             "ndcg@10_cold (simulated cold items)"))
+    models = list(dict.fromkeys(_model_label(r) for r in records))
+    vals: dict[tuple[str, int], float] = {}
+    users: dict[int, int] = {}
     for r in records:
-        label = r["encoder"] + (" (content)" if r["dataset"] == CONTENT_DATASET else
-                                "" if r["encoder"].startswith("baseline:") else " (hybrid)")
-        if label not in models:
-            models.append(label)
-    vals = {(m, k): 0.0 for m in models for k in ("ndcg@10", "ndcg@10_cold")}
-    for r in records:
-        label = r["encoder"] + (" (content)" if r["dataset"] == CONTENT_DATASET else
-                                "" if r["encoder"].startswith("baseline:") else " (hybrid)")
-        if r["metric"] in ("ndcg@10", "ndcg@10_cold"):
-            vals[(label, r["metric"])] = r["value"]
-    fig, ax = plt.subplots(figsize=(8, 4))
+        for j, (metric, datasets, _) in enumerate(bars):
+            if r["metric"] == metric and r["dataset"] in datasets:
+                vals[(_model_label(r), j)] = r["value"]
+                if metric.endswith("cold"):
+                    users[j] = max(users.get(j, 0), int(r["n"]))
+    shown = [j for j in range(len(bars)) if any((m, j) in vals for m in models)]
+    fig, ax = plt.subplots(figsize=(9, 4.2))
     x = np.arange(len(models))
-    for j, metric in enumerate(("ndcg@10", "ndcg@10_cold")):
-        ax.bar(x + (j - 0.5) * 0.38, [vals[(m, metric)] for m in models], 0.38, label=metric)
+    width = 0.8 / max(len(shown), 1)
+    for k, j in enumerate(shown):
+        unit = " (user, draw) pairs" if j == 2 else " users"
+        label = bars[j][2] + (f", {users[j]}{unit}" if users.get(j) else "")
+        ax.bar(x + (k - (len(shown) - 1) / 2) * width, [vals.get((m, j), 0.0) for m in models],
+               width, label=label)
     ax.set_xticks(x, models, rotation=20, ha="right", fontsize=8)
     ax.set_ylabel("NDCG@10")
     ax.set_title("MovieLens x TMDB, temporal 80/20 split per user", fontsize=9)
@@ -349,6 +448,7 @@ class RecommendationTask:
     def run(self, encoder: Encoder, ctx: TaskContext) -> list[dict[str, Any]]:
         from core.heads.recommend import ContentRecommender
 
+        share, n_draws = self._cold_options(ctx)
         root = ctx.require("movielens", "ml-latest-small", "ratings.csv").parents[1]
         ctx.require("movielens", "tmdb_5000_movies.csv")
         ids, texts, ratings = load_movielens(root)
@@ -363,15 +463,9 @@ class RecommendationTask:
             prepare(texts)
         catalogue = list(zip(ids, texts, strict=True))
         head = ContentRecommender(encoder).fit(catalogue)
-        records: list[dict[str, Any]] = []
+        x = _tfidf(texts)
 
-        def emit(model: str, res: dict[str, tuple[float, int]], dataset: str = DATASET
-                 ) -> None:
-            for m in METRICS:
-                v, cnt = res[m]
-                records.append(make_record(model, self.name, dataset, m, v, cnt))
-
-        # ---- content head: tune rating centring and sharpness on validation
+        # ---- every model's free settings, chosen on validation
         def content_make(split: Split) -> Callable[..., Callable[[int], np.ndarray]]:
             def make(**params: Any) -> Callable[[int], np.ndarray]:
                 head.set_params(**params)
@@ -379,11 +473,99 @@ class RecommendationTask:
             return make
 
         cbest, _ = _best(val, list(self.content_grid), content_make(val), n, "content", show)
-        emit(encoder.name, evaluate_scores(test, content_make(test)(**cbest), n, "content",
-                                           show), CONTENT_DATASET)
+        hbest = self._tune_hybrid(ContentRecommender(encoder, **cbest).fit_embeddings(
+            ids, head.embeddings_, texts), val, ids, show)
 
-        # ---- hybrid head: same content settings, tune the blend on validation
-        hv = ContentRecommender(encoder, **cbest).fit(catalogue)
+        def knn_make(split: Split) -> Callable[..., Callable[[int], np.ndarray]]:
+            co = _cooccurrence(split.train, n)
+
+            def make(k: int, shrink: float) -> Callable[[int], np.ndarray]:
+                sim = _item_knn(co, n, k, shrink)
+
+                def f(u: int) -> np.ndarray:
+                    return np.asarray(sim[split.history[u][0]].sum(axis=0)).ravel()
+                return f
+            return make
+
+        def tfidf_make(split: Split) -> Callable[..., Callable[[int], np.ndarray]]:
+            def make(center: object) -> Callable[[int], np.ndarray]:
+                def f(u: int) -> np.ndarray:
+                    it, rt, _ = split.history[u]
+                    prof = np.asarray(x[it].T @ _weights(rt, center)).ravel()
+                    return np.asarray(x @ prof).ravel()
+                return f
+            return make
+
+        kbest, _ = _best(val, list(self.knn_grid), knn_make(val), n, "item-knn", show)
+        tbest, _ = _best(val, list(self.tfidf_grid), tfidf_make(val), n, "tfidf", show)
+        logger.info("recommendation settings: content %s, hybrid %s, item-knn %s, tfidf %s",
+                    cbest, hbest, kbest, tbest)
+
+        def models(split: Split) -> dict[str, Callable[[int], np.ndarray]]:
+            """The five models with their chosen settings, trained on ``split.train``."""
+            tr = split.train
+            hyb = ContentRecommender(encoder, **cbest, **hbest).fit_embeddings(
+                ids, head.embeddings_, texts)
+            hyb.fit_interactions(tr["user"].tolist(), [ids[i] for i in tr["item"]],
+                                 tr["rating"].tolist(), tr["timestamp"].tolist())
+            pop = _popularity(tr, n)
+            return {"content": content_make(split)(**cbest),
+                    "hybrid": lambda u: hyb.score_history(_history(split, u, ids)),
+                    "baseline:popularity": lambda u: pop,
+                    "baseline:item-knn": knn_make(split)(**kbest),
+                    "baseline:tfidf-content": tfidf_make(split)(**tbest)}
+
+        # ---- the test hold-out (natural cold items), then the item cold-start draws
+        records: list[dict[str, Any]] = []
+        natural = self._evaluate(models(test), test, 0, n, show)
+        records += self._records(encoder.name, natural, DATASET, CONTENT_DATASET)
+        if n_draws > 0:
+            per_draw: dict[str, list[dict[str, tuple[float, int]]]] = {}
+            cold: dict[str, dict[Any, float]] = {}
+            for d in range(n_draws):
+                split = simulate_cold(test, n, share, ctx.seed + d)
+                logger.info("recommendation: simulated cold start, draw %d: %.0f %% of items "
+                            "cold, %d users with a cold relevant item", d, 100 * share,
+                            sum(1 for u in split.users if split.relevant[u] & split.cold))
+                for name, (res, c) in self._evaluate(models(split), split, d, n, show).items():
+                    per_draw.setdefault(name, []).append(res)
+                    cold.setdefault(name, {}).update(c)
+            pooled = {name: (_pool(rs), cold[name]) for name, rs in per_draw.items()}
+            records += self._records(encoder.name, pooled, SIM_DATASET, SIM_CONTENT_DATASET)
+        if ctx.work_dir is not None:
+            ctx.work_dir.mkdir(parents=True, exist_ok=True)
+            plot_records(records, ctx.work_dir / f"recommendation_{encoder.name}.png")
+            (ctx.work_dir / f"recommendation_settings_{encoder.name}.json").write_text(json.dumps(
+                {"content": cbest, "hybrid": hbest, "item-knn": kbest, "tfidf": tbest,
+                 "cold_share": share, "cold_seeds": n_draws}, indent=1, default=str))
+        return records
+
+    def _cold_options(self, ctx: TaskContext) -> tuple[float, int]:
+        """``cold_share`` (0..1, exclusive) and ``cold_seeds`` (>= 0), checked."""
+        raw_share = ctx.option(self.name, "cold_share", COLD_SHARE)
+        raw_seeds = ctx.option(self.name, "cold_seeds", COLD_SEEDS)
+        try:
+            share = float(raw_share)
+            if not 0.0 < share < 1.0:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise ValueError(f"option recommendation.cold_share must be a fraction in (0, 1) "
+                             f"(the share of items made cold), got {raw_share!r}; e.g. "
+                             f"--option recommendation.cold_share=0.2") from None
+        try:
+            seeds = int(raw_seeds)
+            if seeds < 0 or isinstance(raw_seeds, float):
+                raise ValueError
+        except (TypeError, ValueError):
+            raise ValueError(f"option recommendation.cold_seeds must be an int >= 0 (simulated "
+                             f"draws; 0 turns the simulation off), got {raw_seeds!r}; e.g. "
+                             f"--option recommendation.cold_seeds=5") from None
+        return share, seeds
+
+    def _tune_hybrid(self, hv: Any, val: Split, ids: Sequence[str], show: bool | None
+                     ) -> dict[str, Any]:
+        """The hybrid blend with the best validation ndcg@10 (components computed once)."""
+        n = len(ids)
         tr = val.train
         hv.fit_interactions(tr["user"].tolist(), [ids[i] for i in tr["item"]],
                             tr["rating"].tolist(), tr["timestamp"].tolist())
@@ -407,55 +589,59 @@ class RecommendationTask:
             return f
 
         hbest, _ = _best(val, list(self.hybrid_grid), hybrid_val, n, "hybrid", show)
-        hyb = ContentRecommender(encoder, **cbest, **hbest).fit(catalogue)
-        tr = test.train
-        hyb.fit_interactions(tr["user"].tolist(), [ids[i] for i in tr["item"]],
-                             tr["rating"].tolist(), tr["timestamp"].tolist())
-        emit(encoder.name, evaluate_scores(
-            test, lambda u: hyb.score_history(_history(test, u, ids)), n, "hybrid", show))
-        logger.info("recommendation: content %s, hybrid %s", cbest, hbest)
+        return hbest
 
-        # ---- baselines
-        pop = _popularity(test.train, n)
-        emit("baseline:popularity", evaluate_scores(test, lambda u: pop, n, "popularity", show))
+    @staticmethod
+    def _evaluate(models: Mapping[str, Callable[[int], np.ndarray]], split: Split, draw: int,
+                  n: int, show: bool | None
+                  ) -> dict[str, tuple[dict[str, tuple[float, int]], dict[Any, float]]]:
+        """Model -> (metrics, (user, draw) -> NDCG@10 over the user's cold items)."""
+        out = {}
+        for name, fn in models.items():
+            cold: dict[int, float] = {}
+            res = evaluate_scores(split, fn, n, f"{name} (draw {draw})" if draw else name,
+                                  show, cold_per_user=cold)
+            out[name] = (res, {(u, draw): v for u, v in cold.items()})
+        return out
 
-        def knn_make(split: Split) -> Callable[..., Callable[[int], np.ndarray]]:
-            co = _cooccurrence(split.train, n)
+    @staticmethod
+    def _records(encoder: str, results: Mapping[str, tuple[dict[str, tuple[float, int]],
+                                                          dict[Any, float]]],
+                 dataset: str, content_dataset: str) -> list[dict[str, Any]]:
+        """Records of every model, plus the content head's cold gain over the best baseline."""
+        out = []
+        for name, (res, _) in results.items():
+            model = encoder if name in ("content", "hybrid") else name
+            ds = content_dataset if name == "content" else dataset
+            for m in METRICS:
+                v, cnt = res[m]
+                out.append(make_record(model, RecommendationTask.name, ds, m, v, cnt))
+        base = {k: v for k, v in results.items() if k.startswith("baseline:")}
+        content = results.get("content")
+        if base and content is not None and content[1]:
+            best = max(base, key=lambda k: base[k][0]["ndcg@10_cold"][0])
+            gain, lo, hi, users = paired_bootstrap(content[1], base[best][1])
+            logger.info("recommendation %s: content ndcg@10_cold - %s = %.4f [%.4f, %.4f] over "
+                        "%d users", dataset, best, gain, lo, hi, users)
+            for m, v in (("ndcg@10_cold_gain", gain), ("ndcg@10_cold_gain_ci95_low", lo),
+                         ("ndcg@10_cold_gain_ci95_high", hi)):
+                out.append(make_record(encoder, RecommendationTask.name, content_dataset, m, v,
+                                       users))
+        return out
 
-            def make(k: int, shrink: float) -> Callable[[int], np.ndarray]:
-                sim = _item_knn(co, n, k, shrink)
 
-                def f(u: int) -> np.ndarray:
-                    return np.asarray(sim[split.history[u][0]].sum(axis=0)).ravel()
-                return f
-            return make
-
-        kbest, _ = _best(val, list(self.knn_grid), knn_make(val), n, "item-knn", show)
-        emit("baseline:item-knn", evaluate_scores(test, knn_make(test)(**kbest), n,
-                                                  "item-knn", show))
-
-        x = _tfidf(texts)
-
-        def tfidf_make(split: Split) -> Callable[..., Callable[[int], np.ndarray]]:
-            def make(center: object) -> Callable[[int], np.ndarray]:
-                def f(u: int) -> np.ndarray:
-                    it, rt, _ = split.history[u]
-                    prof = np.asarray(x[it].T @ _weights(rt, center)).ravel()
-                    return np.asarray(x @ prof).ravel()
-                return f
-            return make
-
-        tbest, _ = _best(val, list(self.tfidf_grid), tfidf_make(val), n, "tfidf", show)
-        emit("baseline:tfidf-content", evaluate_scores(test, tfidf_make(test)(**tbest), n,
-                                                       "tfidf", show))
-        logger.info("recommendation baselines: item-knn %s, tfidf %s", kbest, tbest)
-        if ctx.work_dir is not None:
-            ctx.work_dir.mkdir(parents=True, exist_ok=True)
-            plot_records(records, ctx.work_dir / f"recommendation_{encoder.name}.png")
-            (ctx.work_dir / f"recommendation_settings_{encoder.name}.json").write_text(json.dumps(
-                {"content": cbest, "hybrid": hbest, "item-knn": kbest, "tfidf": tbest},
-                indent=1, default=str))
-        return records
+def _pool(draws: Sequence[Mapping[str, tuple[float, int]]]) -> dict[str, tuple[float, int]]:
+    """Metrics pooled over draws: each a mean weighted by its user count (``coverage``:
+    the mean over draws, ``n`` the catalogue)."""
+    out = {}
+    for m in draws[0]:
+        vals = np.array([d[m][0] for d in draws])
+        cnts = np.array([d[m][1] for d in draws], float)
+        if m == "coverage":
+            out[m] = (float(vals.mean()), int(cnts[0]))
+        else:
+            out[m] = (float((vals * cnts).sum() / max(cnts.sum(), 1.0)), int(cnts.sum()))
+    return out
 
 
 TASKS.register("recommendation", RecommendationTask())
