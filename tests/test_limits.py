@@ -136,3 +136,30 @@ def test_within_the_limit_results_and_errors_pass_through(monkeypatch: pytest.Mo
         handler("")
     monkeypatch.setenv("EMBEDSUITE_REQUEST_TIMEOUT", "0")  # no limit: runs in the caller
     assert handler("x") == "x"
+
+
+def test_decode_upload_names_what_came_and_how_to_fix_it() -> None:
+    hints = {"binary_hint": "not a CSV: upload a UTF-8 CSV.", "utf8_hint": "; save it as UTF-8"}
+    assert ui.decode_upload("\ufeffcafé,東京".encode(), "a.csv", **hints) == "café,東京"
+    with pytest.raises(ValueError, match=r"^a\.csv is not UTF-8 text \(it is UTF-16\); save it "
+                                         r"as UTF-8$"):
+        ui.decode_upload("text,label\n".encode("utf-16"), "a.csv", **hints)
+    with pytest.raises(ValueError, match=r"^a\.csv is not UTF-8 text \(it is UTF-32\)"):
+        ui.decode_upload("text,label\n".encode("utf-32"), "a.csv", **hints)
+    with pytest.raises(ValueError, match=r"^a\.csv is a binary file, not a CSV: upload a UTF-8 "
+                                         r"CSV\.$"):
+        ui.decode_upload(b"PK\x03\x04\x00\x00zip", "a.csv", **hints)
+    with pytest.raises(ValueError, match=r"^a\.csv is not UTF-8 text; save it as UTF-8$"):
+        ui.decode_upload("café".encode("latin-1"), "a.csv", **hints)
+
+
+@pytest.mark.parametrize("read", [
+    lambda p: sent_tab.parse_csv(p),
+    lambda p: rec_tab.read_catalogue_csv(p),
+    lambda p: qa_tab.read_upload(p),
+])
+def test_every_upload_reader_names_utf16(read: object, tmp_path: Path) -> None:
+    f = tmp_path / "notepad.csv"
+    f.write_bytes("id,title,description\n1,a,b\n".encode("utf-16"))
+    with pytest.raises(ValueError, match=r"notepad\.csv is not UTF-8 text \(it is UTF-16\)"):
+        read(f)  # type: ignore[operator]

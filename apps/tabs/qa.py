@@ -10,7 +10,14 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from apps.ui import MAX_TEXT_CHARS, MAX_UPLOAD_BYTES, AppContext, register_tab, ui_errors
+from apps.ui import (
+    MAX_TEXT_CHARS,
+    MAX_UPLOAD_BYTES,
+    AppContext,
+    decode_upload,
+    register_tab,
+    ui_errors,
+)
 from core.validation import check_text
 
 #: longest document the tab reads (only the best windows are read per question)
@@ -71,12 +78,9 @@ def read_upload(path: str | os.PathLike[str] | None) -> str:
     if size > MAX_UPLOAD_BYTES:
         raise ValueError(f"The file has {size:,} bytes; the app takes at most "
                          f"{MAX_UPLOAD_BYTES:,}.")
-    try:
-        text = p.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ValueError(f"{p.name} is not UTF-8 text; save it as UTF-8 .txt and retry.") from None
-    if "\x00" in text[:65536]:
-        raise ValueError(f"{p.name} is a binary file, not text: upload a UTF-8 .txt file.")
+    text = decode_upload(p.read_bytes(), p.name,
+                         binary_hint="not text: upload a UTF-8 .txt file.",
+                         utf8_hint="; save it as UTF-8 .txt and retry.")
     if not text.strip():
         raise ValueError(f"{p.name} is empty; expected some text.")
     if len(text) > MAX_DOC_CHARS:

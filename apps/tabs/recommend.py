@@ -18,7 +18,14 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from apps.ui import MAX_TEXT_CHARS, MAX_UPLOAD_BYTES, AppContext, register_tab, ui_errors
+from apps.ui import (
+    MAX_TEXT_CHARS,
+    MAX_UPLOAD_BYTES,
+    AppContext,
+    decode_upload,
+    register_tab,
+    ui_errors,
+)
 from core.encoders.base import Encoder
 from core.explain import closest_words
 from core.heads.recommend import ContentRecommender
@@ -49,13 +56,9 @@ def read_catalogue_csv(source: str | os.PathLike[str] | bytes) -> list[dict[str,
     if len(raw) > MAX_UPLOAD_BYTES:
         raise ValueError(f"{name} has {len(raw):,} bytes; the app takes catalogues up to "
                          f"{MAX_UPLOAD_BYTES:,} bytes. Use the Python API for more.")
-    if b"\x00" in raw[:65536]:
-        raise ValueError(f"{name} is a binary file, not a CSV: upload a UTF-8 text file with "
-                         f"the header 'id,title,description'")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ValueError(f"{name} is not UTF-8 text; save the CSV as UTF-8") from None
+    text = decode_upload(raw, name, binary_hint="not a CSV: upload a UTF-8 text file with the "
+                                                "header 'id,title,description'",
+                         utf8_hint="; save the CSV as UTF-8")
     reader = csv.DictReader(io.StringIO(text))
     cols = [c.strip().lower() for c in (reader.fieldnames or [])]
     missing = [c for c in REQUIRED_COLUMNS if c not in cols]

@@ -14,7 +14,14 @@ import gradio as gr
 import numpy as np
 
 from apps.tabs.encoder import split_lines
-from apps.ui import MAX_BATCH, MAX_UPLOAD_BYTES, AppContext, register_tab, ui_errors
+from apps.ui import (
+    MAX_BATCH,
+    MAX_UPLOAD_BYTES,
+    AppContext,
+    decode_upload,
+    register_tab,
+    ui_errors,
+)
 from core.encoders.base import Encoder
 from core.explain import occlusion
 from core.heads.sentiment import SentimentClassifier, load_default
@@ -95,15 +102,10 @@ def parse_csv(path: str | Path | None) -> tuple[list[str], list[str], int]:
         raise ValueError(f"The file has {size / 1e6:.1f} MB; the app takes at most "
                          f"{MAX_UPLOAD_BYTES / 1e6:.0f} MB. Train larger sets with the CLI "
                          f"(`embedsuite train-sentiment`).")
-    raw = p.read_bytes()
-    if b"\x00" in raw[:65536]:
-        raise ValueError(f"{p.name} is a binary file, not a CSV: upload a UTF-8 text file with "
-                         f"the columns 'text' and 'label'.")
-    try:
-        content = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ValueError(f"{p.name} is not UTF-8 text: save it as a UTF-8 CSV with the columns "
-                         f"'text' and 'label'.") from None
+    content = decode_upload(
+        p.read_bytes(), p.name,
+        binary_hint="not a CSV: upload a UTF-8 text file with the columns 'text' and 'label'.",
+        utf8_hint=": save it as a UTF-8 CSV with the columns 'text' and 'label'.")
     try:
         dialect: Any = csv.Sniffer().sniff(content[:8192], delimiters=",;\t")
     except csv.Error:
