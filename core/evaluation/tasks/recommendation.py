@@ -393,15 +393,15 @@ def plot_records(records: list[dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    bars = (("ndcg@10", (DATASET, CONTENT_DATASET), "ndcg@10"),
-            ("ndcg@10_cold", (DATASET, CONTENT_DATASET), "ndcg@10_cold (natural)"),
+    bars = (("ndcg@10", (DATASET, CONTENT_DATASET), "ndcg@10", ""),
+            ("ndcg@10_cold", (DATASET, CONTENT_DATASET), "ndcg@10_cold (natural)", "users"),
             ("ndcg@10_cold", (SIM_DATASET, SIM_CONTENT_DATASET),
-             "ndcg@10_cold (simulated cold items)"))
+             "ndcg@10_cold (simulated cold items)", "(user, draw) pairs"))
     models = list(dict.fromkeys(_model_label(r) for r in records))
     vals: dict[tuple[str, int], float] = {}
     users: dict[int, int] = {}
     for r in records:
-        for j, (metric, datasets, _) in enumerate(bars):
+        for j, (metric, datasets, _, _) in enumerate(bars):
             if r["metric"] == metric and r["dataset"] in datasets:
                 vals[(_model_label(r), j)] = r["value"]
                 if metric.endswith("cold"):
@@ -411,8 +411,8 @@ def plot_records(records: list[dict[str, Any]], path: Path) -> None:
     x = np.arange(len(models))
     width = 0.8 / max(len(shown), 1)
     for k, j in enumerate(shown):
-        unit = " (user, draw) pairs" if j == 2 else " users"
-        label = bars[j][2] + (f", {users[j]}{unit}" if users.get(j) else "")
+        _, _, title, unit = bars[j]
+        label = title + (f", {users[j]} {unit}" if users.get(j) else "")
         ax.bar(x + (k - (len(shown) - 1) / 2) * width, [vals.get((m, j), 0.0) for m in models],
                width, label=label)
     ax.set_xticks(x, models, rotation=20, ha="right", fontsize=8)
@@ -517,7 +517,7 @@ class RecommendationTask:
 
         # ---- the test hold-out (natural cold items), then the item cold-start draws
         records: list[dict[str, Any]] = []
-        natural = self._evaluate(models(test), test, 0, n, show)
+        natural = self._evaluate(models(test), test, 0, "", n, show)
         records += self._records(encoder.name, natural, DATASET, CONTENT_DATASET)
         if n_draws > 0:
             per_draw: dict[str, list[dict[str, tuple[float, int]]]] = {}
@@ -527,7 +527,8 @@ class RecommendationTask:
                 logger.info("recommendation: simulated cold start, draw %d: %.0f %% of items "
                             "cold, %d users with a cold relevant item", d, 100 * share,
                             sum(1 for u in split.users if split.relevant[u] & split.cold))
-                for name, (res, c) in self._evaluate(models(split), split, d, n, show).items():
+                for name, (res, c) in self._evaluate(models(split), split, d, f" (draw {d})",
+                                                     n, show).items():
                     per_draw.setdefault(name, []).append(res)
                     cold.setdefault(name, {}).update(c)
             pooled = {name: (_pool(rs), cold[name]) for name, rs in per_draw.items()}
@@ -593,14 +594,13 @@ class RecommendationTask:
 
     @staticmethod
     def _evaluate(models: Mapping[str, Callable[[int], np.ndarray]], split: Split, draw: int,
-                  n: int, show: bool | None
+                  label: str, n: int, show: bool | None
                   ) -> dict[str, tuple[dict[str, tuple[float, int]], dict[Any, float]]]:
         """Model -> (metrics, (user, draw) -> NDCG@10 over the user's cold items)."""
         out = {}
         for name, fn in models.items():
             cold: dict[int, float] = {}
-            res = evaluate_scores(split, fn, n, f"{name} (draw {draw})" if draw else name,
-                                  show, cold_per_user=cold)
+            res = evaluate_scores(split, fn, n, name + label, show, cold_per_user=cold)
             out[name] = (res, {(u, draw): v for u, v in cold.items()})
         return out
 
