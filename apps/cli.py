@@ -1,4 +1,4 @@
-"""The ``embedsuite`` command line (thin: parses arguments, calls ``core``)."""
+"""The ``embedsuite`` command line (thin: parses arguments, calls the library)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from core.errors import EmbedsuiteError
+from embedsuite.errors import EmbedsuiteError
 
 logger = logging.getLogger("embedsuite")
 
@@ -25,7 +25,7 @@ def _out(text: str) -> None:
 
 
 def cmd_encoders(args: argparse.Namespace) -> int:
-    from core.encoders import ENCODERS, get_encoder
+    from embedsuite.encoders import ENCODERS, get_encoder
 
     rows = [get_encoder(n).describe() for n in ENCODERS.names()]
     if args.json:
@@ -43,8 +43,8 @@ def cmd_encoders(args: argparse.Namespace) -> int:
 def cmd_encode(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from core.atomic import atomic_write_bytes
-    from core.encoders import get_encoder
+    from embedsuite.atomic import atomic_write_bytes
+    from embedsuite.encoders import get_encoder
 
     src = Path(args.input)
     if not src.is_file():
@@ -71,9 +71,9 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from apps.app import build_demo
-    from apps.ui import MAX_UPLOAD_BYTES
-    from core.encoders import get_encoder
+    from embedsuite.app.blocks import build_demo
+    from embedsuite.app.ui import MAX_UPLOAD_BYTES
+    from embedsuite.encoders import get_encoder
 
     t0 = time.perf_counter()
     if args.host not in ("127.0.0.1", "localhost", "::1"):
@@ -106,7 +106,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from core.evaluation import run_evaluation
+    from embedsuite.evaluation import run_evaluation
 
     options: dict[str, Any] = {}
     if args.langs:
@@ -133,7 +133,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
-    from core.cache import default_cache
+    from embedsuite.cache import default_cache
 
     cache = default_cache()
     if args.action == "info":
@@ -146,7 +146,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every sub-command (extensions from ``apps/commands``)."""
-    from core.encoders import DEFAULT_ENCODER
+    from embedsuite.encoders import DEFAULT_ENCODER
 
     p = argparse.ArgumentParser(prog="embedsuite", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -178,7 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("evaluate", help="run evaluation tasks for encoders")
     s.add_argument("--encoders", default=DEFAULT_ENCODER, help="comma-separated names or folders")
     s.add_argument("--tasks", default="all", help="comma-separated task names, or 'all'")
-    s.add_argument("--data-dir", default=None, help="default ../shared/data or $EMBEDSUITE_DATA")
+    s.add_argument("--data-dir", default=None,
+                   help="evaluation data folder (default $EMBEDSUITE_DATA, or ../shared/data in "
+                        "a checkout)")
     s.add_argument("--limit", type=int, default=None, help="cap examples per dataset")
     s.add_argument("--protocol", choices=["default", "mteb"], default="default")
     s.add_argument("--langs", default=None,
@@ -196,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("action", choices=["info", "clear"])
     s.set_defaults(func=cmd_cache)
 
-    import apps.commands as ext
+    import embedsuite.app.commands as ext
 
     for mod in pkgutil.iter_modules(ext.__path__):
         if not mod.name.startswith("_"):

@@ -16,10 +16,10 @@ from typing import Any, TypeVar, overload
 
 import numpy as np
 
-from core.encoders import DEFAULT_ENCODER, get_encoder
-from core.encoders.base import BaseEncoder
-from core.errors import EmbedsuiteError
-from core.registry import Registry
+from embedsuite.encoders import DEFAULT_ENCODER, get_encoder
+from embedsuite.encoders.base import BaseEncoder
+from embedsuite.errors import EmbedsuiteError
+from embedsuite.registry import Registry
 
 logger = logging.getLogger(__name__)
 

@@ -17,17 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from core.encoders import get_encoder
-from core.index import VectorIndex
-from core.paths import data_dir
+from embedsuite.encoders import get_encoder
+from embedsuite.index import VectorIndex
+from embedsuite.paths import data_dir
 
 
 def real_sentences(limit: int) -> list[str]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,12 +23,10 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from core.cache import EmbeddingCache
-from core.encoders.e5 import PROMPTS, E5SmallEncoder
-from core.encoders.int8 import E5SmallInt8Encoder, default_backend
-from core.paths import data_dir
+from embedsuite.cache import EmbeddingCache
+from embedsuite.encoders.e5 import PROMPTS, E5SmallEncoder
+from embedsuite.encoders.int8 import E5SmallInt8Encoder, default_backend
+from embedsuite.paths import data_dir
 
 
 def tatoeba_english(n: int) -> list[str]:

@@ -25,17 +25,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from core.encoders import get_encoder
-from core.paths import data_dir
+from embedsuite.encoders import get_encoder
+from embedsuite.paths import data_dir
 
 LANGS = ["deu", "fra", "spa", "rus", "cmn", "jpn", "ara", "hin", "kor", "ell"]
 ENCODERS = ["e5-small", "e5-small-int8"]
@@ -43,8 +39,8 @@ ENCODERS = ["e5-small", "e5-small-int8"]
 
 def sst2(name: str, n_train: int) -> float:
     """SST-2 test accuracy of a linear head on ``name``'s vectors."""
-    from core.evaluation.tasks.sentiment import read_sst2
-    from core.heads.sentiment import SentimentClassifier
+    from embedsuite.evaluation.tasks.sentiment import read_sst2
+    from embedsuite.heads.sentiment import SentimentClassifier
 
     d = data_dir() / "sst2"
     xs, ys = read_sst2(d / "sentiment-train.tsv", limit=n_train, seed=0)
@@ -55,8 +51,8 @@ def sst2(name: str, n_train: int) -> float:
 
 def tatoeba_margin(name: str) -> dict[str, float]:
     """Margin accuracy xxx->eng per language and their mean."""
-    import core.evaluation.tasks.translation  # noqa: F401  (registers the task)
-    from core.evaluation.harness import TASKS, TaskContext
+    import embedsuite.evaluation.tasks.translation  # noqa: F401  (registers the task)
+    from embedsuite.evaluation.harness import TASKS, TaskContext
 
     ctx = TaskContext(data_dir=data_dir(), options={"langs": LANGS, "mining": False})
     records = TASKS.get("translation").run(get_encoder(name), ctx)
@@ -71,8 +67,8 @@ def tatoeba_margin(name: str) -> dict[str, float]:
 
 def xquad_en_f1(name: str, limit: int | None = None) -> float:
     """XQuAD-en F1 of the shipped QA head reading ``name``'s token vectors."""
-    from core.evaluation.tasks.qa import _read_xquad, squad_scores
-    from core.heads.qa import ExtractiveQA
+    from embedsuite.evaluation.tasks.qa import _read_xquad, squad_scores
+    from embedsuite.heads.qa import ExtractiveQA
 
     head = ExtractiveQA.load_default(get_encoder("e5-small"))
     head.encoder = get_encoder(name)  # deliberate: the same weights on the other vectors
@@ -114,7 +110,7 @@ def main() -> None:
     tb = res["tatoeba_margin"]["e5-small-int8"]["mean"]
     res["tatoeba_margin"]["delta_points"] = round(100 * (tb - ta), 2)
 
-    from core.evaluation.tasks.sentiment import read_sst2
+    from embedsuite.evaluation.tasks.sentiment import read_sst2
 
     tx, _ = read_sst2(data_dir() / "sst2" / "sentiment-test.tsv")
     cos = np.sum(get_encoder("e5-small").encode(tx) * get_encoder("e5-small-int8").encode(tx),

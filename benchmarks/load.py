@@ -66,7 +66,7 @@ def _free_port() -> int:
 
 def start_app(port: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "apps.cli", "serve", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "embedsuite.app", "serve", "--port", str(port)],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 600

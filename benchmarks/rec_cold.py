@@ -24,17 +24,13 @@ import argparse
 import json
 import os
 import re
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from core.encoders import get_encoder
-from core.evaluation.tasks.recommendation import (
+from embedsuite.encoders import get_encoder
+from embedsuite.evaluation.tasks.recommendation import (
     COLD_SEEDS,
     COLD_SHARE,
     K,
@@ -48,8 +44,8 @@ from core.evaluation.tasks.recommendation import (
     simulate_cold,
     temporal_split,
 )
-from core.heads.recommend import ContentRecommender
-from core.paths import data_dir
+from embedsuite.heads.recommend import ContentRecommender
+from embedsuite.paths import data_dir
 
 
 def per_user(split: Split, score: Callable[[int], np.ndarray]

@@ -25,12 +25,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.encode import tatoeba_english  # the same sentences as encode.py
 
@@ -49,9 +46,9 @@ def main() -> None:
     import pandas as pd
     import ray
 
-    from core.encoders import get_encoder
-    from core.scale import embed_corpus
-    from core.shards import load_embeddings
+    from embedsuite.encoders import get_encoder
+    from embedsuite.scale import embed_corpus
+    from embedsuite.shards import load_embeddings
 
     texts = tatoeba_english(args.n)
     enc = get_encoder(args.encoder)

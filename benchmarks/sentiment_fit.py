@@ -16,14 +16,11 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from core.encoders import get_encoder
-from core.evaluation.tasks.sentiment import read_sst2
-from core.heads.sentiment import SentimentClassifier
-from core.paths import data_dir
+from embedsuite.encoders import get_encoder
+from embedsuite.evaluation.tasks.sentiment import read_sst2
+from embedsuite.heads.sentiment import SentimentClassifier
+from embedsuite.paths import data_dir
 
 
 def main() -> None:

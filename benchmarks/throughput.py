@@ -23,11 +23,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from core.encoders.e5 import E5SmallEncoder
-from core.encoders.int8 import E5SmallInt8Encoder
-from core.paths import data_dir
+from embedsuite.encoders.e5 import E5SmallEncoder
+from embedsuite.encoders.int8 import E5SmallInt8Encoder
+from embedsuite.paths import data_dir
 
 LENGTHS = (10, 50, 200, 500)
 BATCHES = (1, 8, 32, 128)

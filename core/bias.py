@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from core.encoders.base import Encoder
+from embedsuite.encoders.base import Encoder
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ def load_tests(languages: Sequence[str] | None = None, kinds: Sequence[str] = ("
     Raises:
         ValueError: An unknown language (the known ones are listed).
     """
-    folder = resources.files("core") / "assets" / "bias"
+    folder = resources.files("embedsuite") / "assets" / "bias"
     known = sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".json"))
     langs = list(languages) if languages else known
     unknown = [lang for lang in langs if lang not in known]
@@ -217,7 +217,7 @@ def load_counterfactual(language: str = "en"
     Returns:
         The templates, and family -> group -> terms (groups are compared within a family).
     """
-    path = resources.files("core") / "assets" / "bias" / "counterfactual" / f"{language}.json"
+    path = resources.files("embedsuite") / "assets" / "bias" / "counterfactual" / f"{language}.json"
     if not path.is_file():
         raise ValueError(f"no counterfactual templates for language {language!r}; known: ['en']")
     spec = json.loads(path.read_text(encoding="utf-8"))
@@ -228,10 +228,9 @@ def load_counterfactual(language: str = "en"
 
 def plot_effect_sizes(results: Mapping[str, Sequence[BiasResult]]) -> Any:
     """Grouped horizontal bars: effect size per test x language, one colour per encoder."""
-    import matplotlib
+    from embedsuite.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     encoders = list(results)
     keys = list(dict.fromkeys((r.test, r.language) for rs in results.values() for r in rs))

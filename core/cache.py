@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from core.paths import cache_dir
+from embedsuite.paths import cache_dir
 
 logger = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from core.encoders.base import Encoder, Role, TokenEmbeddings
-from core.validation import check_text
+from embedsuite.encoders.base import Encoder, Role, TokenEmbeddings
+from embedsuite.validation import check_text
 
 __all__ = ["closest_words", "occlusion", "plot_token_map", "token_similarity", "word_spans"]
 
@@ -107,10 +107,9 @@ def token_similarity(encoder: Encoder, a: str, b: str, role: Role = "query"
 def plot_token_map(ta: TokenEmbeddings, tb: TokenEmbeddings, sim: np.ndarray,
                    title: str = "token similarity") -> Any:
     """A heat map of :func:`token_similarity` with the tokens as tick labels."""
-    import matplotlib
+    from embedsuite.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     la = [ta.text[s:e] for s, e in ta.offsets]
     lb = [tb.text[s:e] for s, e in tb.offsets]

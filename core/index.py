@@ -24,14 +24,25 @@ from typing import Any, Literal
 
 import numpy as np
 
-from core.atomic import atomic_dir, recover_dir
-from core.errors import HeadFormatError, NotFittedError
+from embedsuite.atomic import atomic_dir, recover_dir
+from embedsuite.errors import HeadFormatError, NotFittedError
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["VectorIndex"]
 
 STORAGES = ("f32", "f16", "i8")
+_NO_FAISS = ("faiss is not installed (it comes with the optional extra: "
+             "pip install 'embedsuite[ann]'); searching the {n:,} vectors exactly instead")
+
+
+def _faiss() -> Any:
+    """The faiss module, or ``None`` when the optional ``[ann]`` extra is not installed."""
+    try:
+        import faiss
+    except ImportError:
+        return None
+    return faiss
 
 
 class VectorIndex:
@@ -78,7 +89,9 @@ class VectorIndex:
         if not np.all(np.isfinite(x)):
             raise ValueError("vectors contain NaN or inf; encode the texts again")
         self.vectors_ = np.ascontiguousarray(x)
-        if len(x) > self.exact_threshold:
+        if len(x) > self.exact_threshold and _faiss() is None:
+            logger.warning(_NO_FAISS.format(n=len(x)))
+        if len(x) > self.exact_threshold and _faiss() is not None:
             # the IVF lists hold their own (compact) copy of the vectors
             self.ivf_, self.codes_, self.scale_ = self._build_ivf(self.vectors_), None, None
         else:
@@ -99,8 +112,7 @@ class VectorIndex:
         return None, None
 
     def _build_ivf(self, x: np.ndarray) -> Any:
-        import faiss
-
+        faiss = _faiss()
         n, d = x.shape
         nlist = self.nlist or max(16, int(4 * math.sqrt(n)))
         quantizer = faiss.IndexFlatIP(d)
@@ -198,9 +210,7 @@ class VectorIndex:
         elif self.vectors_ is not None and self.ivf_ is None:
             n += self.vectors_.nbytes
         if self.ivf_ is not None:
-            import faiss
-
-            n += int(faiss.serialize_index(self.ivf_).nbytes)
+            n += int(_faiss().serialize_index(self.ivf_).nbytes)
         return n
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -214,9 +224,7 @@ class VectorIndex:
             if self.scale_ is not None:
                 np.save(tmp / "scale.npy", self.scale_, allow_pickle=False)
             if self.ivf_ is not None:
-                import faiss
-
-                faiss.write_index(self.ivf_, str(tmp / "ivf.faiss"))
+                _faiss().write_index(self.ivf_, str(tmp / "ivf.faiss"))
             cfg = {"format": "embedsuite-vector-index", "version": 1, "storage": self.storage,
                    "exact_threshold": self.exact_threshold, "nlist": self.nlist,
                    "nprobe": None if self.ivf_ is None else int(self.ivf_.nprobe),
@@ -257,9 +265,11 @@ class VectorIndex:
         if idx.vectors_.shape != (cfg["n"], cfg["dim"]):
             raise HeadFormatError(f"{folder}: vectors.npy has shape {idx.vectors_.shape}, the "
                                   f"config says ({cfg['n']}, {cfg['dim']}); re-build the index")
-        if cfg["kind"] == "ivf":
-            import faiss
-
+        faiss: Any = _faiss() if cfg["kind"] == "ivf" else None
+        if cfg["kind"] == "ivf" and faiss is None:
+            # vectors.npy holds every float32 vector, so exact search still answers
+            logger.warning(_NO_FAISS.format(n=cfg["n"]))
+        elif cfg["kind"] == "ivf":
             flags = faiss.IO_FLAG_MMAP if mmap else 0
             idx.ivf_ = faiss.read_index(str(folder / "ivf.faiss"), flags)
             idx.ivf_.nprobe = cfg["nprobe"]

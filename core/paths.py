@@ -5,9 +5,19 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["cache_dir", "data_dir"]
+__all__ = ["DataDirError", "cache_dir", "data_dir", "in_checkout"]
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class DataDirError(FileNotFoundError):
+    """The shared evaluation data folder is not set and cannot be guessed."""
+
+
+def in_checkout() -> bool:
+    """Whether this package runs from a source checkout (``core/`` beside ``pyproject.toml``)."""
+    root = _REPO_ROOT
+    return (root / "pyproject.toml").is_file() and (root / "core" / "paths.py").is_file()
 
 
 def cache_dir() -> Path:
@@ -25,9 +35,21 @@ def cache_dir() -> Path:
     return root
 
 
-def data_dir() -> Path:
-    """The shared evaluation data: ``$EMBEDSUITE_DATA``, else ``../shared/data`` beside the repo."""
+def data_dir(override: str | os.PathLike[str] | None = None) -> Path:
+    """The shared evaluation data folder.
+
+    ``override`` (a ``--data-dir`` option) wins, then ``$EMBEDSUITE_DATA``; inside a source
+    checkout the default is ``../shared/data`` beside the repository. An installed wheel has
+    no such default: it raises :class:`DataDirError` saying how to name the folder.
+    """
+    if override:
+        return Path(override)
     env = os.environ.get("EMBEDSUITE_DATA")
     if env:
         return Path(env)
-    return _REPO_ROOT.parent / "shared" / "data"
+    if in_checkout():
+        return _REPO_ROOT.parent / "shared" / "data"
+    raise DataDirError(
+        "expected the evaluation data folder (sst2/, tatoeba/, squad/, xquad/, movielens/), "
+        "but none was given and embedsuite is installed outside a checkout, so there is no "
+        "../shared/data default; pass --data-dir DIR or set EMBEDSUITE_DATA=DIR")

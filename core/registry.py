@@ -6,7 +6,7 @@ import difflib
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
-from core.errors import UnknownNameError
+from embedsuite.errors import UnknownNameError
 
 T = TypeVar("T")
 

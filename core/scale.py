@@ -1,6 +1,6 @@
 """Embed a corpus that outgrows one process: Ray Data, idempotent Parquet shards, a manifest.
 
->>> from core.scale import embed_corpus
+>>> from embedsuite.scale import embed_corpus
 >>> embed_corpus("corpus.parquet", encoder="e5-small", out="emb/", column="text")  # doctest: +SKIP
 
 Design (exactly-once output under retries):
@@ -21,7 +21,7 @@ Design (exactly-once output under retries):
    same name, so a retry overwrites instead of duplicating, and a half-written file
    never carries a shard's name.
 4. The driver then checks every shard (row count, range, fingerprint), hashes it, and
-   writes ``manifest.json`` atomically, last. Readers (:mod:`core.shards`) refuse a
+   writes ``manifest.json`` atomically, last. Readers (:mod:`embedsuite.shards`) refuse a
    folder without it.
 
 Ray is optional: ``engine="local"`` runs the same shard loop in this process (and
@@ -44,9 +44,9 @@ from typing import Any
 
 import numpy as np
 
-from core.atomic import atomic_write_bytes, atomic_write_text
-from core.encoders.base import check_role
-from core.shards import (
+from embedsuite.atomic import atomic_write_bytes, atomic_write_text
+from embedsuite.encoders.base import check_role
+from embedsuite.shards import (
     FORMAT,
     MANIFEST,
     ShardError,
@@ -95,7 +95,7 @@ def resolve_encoder(name: str | os.PathLike[str]) -> Any:
             raise ValueError(f"cannot load the encoder factory {key!r} ({exc}); give a "
                              f"registered encoder name or 'package.module:factory'") from None
         return factory()
-    from core.encoders import get_encoder
+    from embedsuite.encoders import get_encoder
 
     return get_encoder(key)
 

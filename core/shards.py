@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from core.atomic import atomic_write_bytes, atomic_write_text
-from core.errors import EmbedsuiteError
+from embedsuite.atomic import atomic_write_bytes, atomic_write_text
+from embedsuite.errors import EmbedsuiteError
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +74,9 @@ def _pa() -> Any:
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:  # pragma: no cover - pyarrow comes with pandas 3 / ray[data]
-        raise ImportError("reading and writing embedding shards needs pyarrow; "
-                          "pip install 'embedsuite[ray]'") from None
+        raise ImportError("reading and writing embedding shards needs pyarrow, which comes "
+                          "with an optional extra: pip install 'embedsuite[ray]' (or just "
+                          "pip install pyarrow)") from None
     return pa, pq
 
 
@@ -324,7 +325,7 @@ def ids_from_shards(folder: str | os.PathLike[str]) -> list[str]:
 
 def index_from_shards(folder: str | os.PathLike[str], *, encoder: Any = None,
                       **index_kwargs: Any) -> Any:
-    """A :class:`core.index.VectorIndex` over every vector of a shards folder.
+    """A :class:`embedsuite.index.VectorIndex` over every vector of a shards folder.
 
     The vectors are read through the memory-mapped matrix of :func:`load_embeddings`;
     row ``i`` of the index is ``ids_from_shards(folder)[i]``.
@@ -332,10 +333,10 @@ def index_from_shards(folder: str | os.PathLike[str], *, encoder: Any = None,
     Args:
         folder: The shards folder.
         encoder: Check the vectors come from this encoder (or fingerprint).
-        **index_kwargs: Passed to :class:`core.index.VectorIndex` (``exact_threshold``,
+        **index_kwargs: Passed to :class:`embedsuite.index.VectorIndex` (``exact_threshold``,
             ``storage``, ``nlist``, ``nprobe``, ...).
     """
-    from core.index import VectorIndex
+    from embedsuite.index import VectorIndex
 
     emb = load_embeddings(folder, encoder=encoder)
     return VectorIndex(**index_kwargs).build(emb.vectors)

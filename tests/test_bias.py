@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from core.bias import (
+from embedsuite.bias import (
     counterfactual_sentiment,
     effect_size,
     load_counterfactual,
@@ -16,7 +16,7 @@ from core.bias import (
     permutation_p_value,
     run_bias_tests,
 )
-from core.testing import FakeEncoder
+from embedsuite.testing import FakeEncoder
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -87,8 +87,8 @@ def test_counterfactual_gaps() -> None:
 
 
 def test_cli_bias_json(capsys, monkeypatch, tmp_cache) -> None:  # type: ignore[no-untyped-def]
-    from apps.cli import main
-    from core.encoders import ENCODERS
+    from embedsuite.app.cli import main
+    from embedsuite.encoders import ENCODERS
 
     ENCODERS.register("fake-bias", lambda: FakeEncoder(name="fake-bias", cache=tmp_cache))
     try:

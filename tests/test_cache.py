@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.cache import EmbeddingCache, make_key
-from core.testing import FakeEncoder
+from embedsuite.cache import EmbeddingCache, make_key
+from embedsuite.testing import FakeEncoder
 
 
 def test_roundtrip_and_info(tmp_cache: EmbeddingCache) -> None:
@@ -86,8 +86,8 @@ def test_two_processes_share_the_cache(tmp_path: Path) -> None:
     path = tmp_path / "shared.sqlite"
     script = textwrap.dedent(f"""
         import sys
-        from core.cache import EmbeddingCache
-        from core.testing import FakeEncoder
+        from embedsuite.cache import EmbeddingCache
+        from embedsuite.testing import FakeEncoder
         enc = FakeEncoder(cache=EmbeddingCache({str(path)!r}))
         for r in range(5):
             enc.encode([f"text {{i}} round {{r}}" for i in range(40)] + ["common"])
@@ -111,7 +111,7 @@ def test_batch_size_must_be_positive(fake_encoder: FakeEncoder, bad: int) -> Non
 
 
 def test_long_encode_is_cached_as_it_goes(fake_encoder: FakeEncoder, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from core.encoders import base
+    from embedsuite.encoders import base
 
     monkeypatch.setattr(base, "_FLUSH_EVERY", 10)
     texts = [f"text {i}" for i in range(35)]

@@ -7,7 +7,7 @@ what was expected and how to fix it. ``docs/troubleshooting.md`` holds the same
 table; a test keeps the two in step (regenerate the doc's table with
 ``python -m tests.test_catalogue --write``).
 
-Unit rows use :class:`core.testing.FakeEncoder`; the rows whose target starts with
+Unit rows use :class:`embedsuite.testing.FakeEncoder`; the rows whose target starts with
 ``e5`` run on the real encoder and are marked ``integration``.
 """
 
@@ -25,15 +25,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from core.cache import EmbeddingCache
-from core.errors import EncoderMismatchError, HeadFormatError
-from core.heads.qa import RESULT_KEYS as QA_KEYS
-from core.heads.qa import ExtractiveQA
-from core.heads.recommend import RESULT_KEYS as REC_KEYS
-from core.heads.recommend import ContentRecommender
-from core.heads.sentiment import SentimentClassifier
-from core.heads.translation import TranslationRetriever
-from core.testing import FakeEncoder
+from embedsuite.cache import EmbeddingCache
+from embedsuite.errors import EncoderMismatchError, HeadFormatError
+from embedsuite.heads.qa import RESULT_KEYS as QA_KEYS
+from embedsuite.heads.qa import ExtractiveQA
+from embedsuite.heads.recommend import RESULT_KEYS as REC_KEYS
+from embedsuite.heads.recommend import ContentRecommender
+from embedsuite.heads.sentiment import SentimentClassifier
+from embedsuite.heads.translation import TranslationRetriever
+from embedsuite.testing import FakeEncoder
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "troubleshooting.md"
 START, END = "<!-- catalogue:start -->", "<!-- catalogue:end -->"
@@ -284,25 +284,25 @@ def _folder_rows(target: str, load: Callable[[Path, Any], Any], what: str) -> li
 
 
 def _sent_csv(env: Env, content: bytes | str) -> Any:
-    from apps.tabs.sentiment import parse_csv
+    from embedsuite.app.tabs.sentiment import parse_csv
 
     return parse_csv(env.file("data.csv", content))
 
 
 def _cat_csv(env: Env, content: bytes | str) -> Any:
-    from apps.tabs.recommend import read_catalogue_csv
+    from embedsuite.app.tabs.recommend import read_catalogue_csv
 
     return read_catalogue_csv(env.file("catalogue.csv", content))
 
 
 def _squad(env: Env, content: bytes | str) -> Any:
-    from core.heads.qa_train import load_squad
+    from embedsuite.heads.qa_train import load_squad
 
     return load_squad(env.file("squad.json", content))
 
 
 def _qa_upload(env: Env, content: bytes | str) -> Any:
-    from apps.tabs.qa import read_upload
+    from embedsuite.app.tabs.qa import read_upload
 
     return read_upload(env.file("doc.txt", content))
 
@@ -567,7 +567,7 @@ E5_ROWS: list[Case] = [
 
 
 def _e5() -> Any:
-    from core.encoders import get_encoder
+    from embedsuite.encoders import get_encoder
 
     return get_encoder("e5-small")
 

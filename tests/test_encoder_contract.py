@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.encoders.base import Encoder, TokenEmbeddings
-from core.errors import TokenEmbeddingsUnavailableError
-from core.testing import FakeEncoder
+from embedsuite.encoders.base import Encoder, TokenEmbeddings
+from embedsuite.errors import TokenEmbeddingsUnavailableError
+from embedsuite.testing import FakeEncoder
 
 
 def test_fake_encoder_satisfies_protocol(fake_encoder: FakeEncoder) -> None:
@@ -57,7 +57,7 @@ def test_encoder_without_tokens_says_so(tmp_cache) -> None:  # type: ignore[no-u
 
 
 def test_use_m3_has_no_token_embeddings() -> None:
-    from core.encoders import get_encoder
+    from embedsuite.encoders import get_encoder
 
     use = get_encoder("use-m3")
     assert use.has_token_embeddings is False
@@ -66,8 +66,8 @@ def test_use_m3_has_no_token_embeddings() -> None:
 
 
 def test_tfidf_must_be_fitted_then_encodes() -> None:
-    from core.encoders import get_encoder
-    from core.errors import NotFittedError
+    from embedsuite.encoders import get_encoder
+    from embedsuite.errors import NotFittedError
 
     enc = get_encoder("tfidf")
     with pytest.raises(NotFittedError, match=r"call encoder.prepare\(corpus_texts\)"):
@@ -84,7 +84,7 @@ def test_tfidf_must_be_fitted_then_encodes() -> None:
 
 
 def test_use_m3_encodes_multilingual() -> None:
-    from core.encoders import get_encoder
+    from embedsuite.encoders import get_encoder
 
     use = get_encoder("use-m3")
     m = use.encode(["The weather is nice today.", "Das Wetter ist heute schön.",
@@ -95,7 +95,7 @@ def test_use_m3_encodes_multilingual() -> None:
 
 
 def test_scale_layers_maps_defaults_to_depth() -> None:
-    from core.encoders.base import resolve_layers, scale_layers
+    from embedsuite.encoders.base import resolve_layers, scale_layers
 
     assert scale_layers((6, 8, 10, 12), 12) == [6, 8, 10, 12]
     assert scale_layers((6, 8, 10, 12), 6) == [3, 4, 5, 6]

@@ -5,8 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.explain import closest_words, occlusion, plot_token_map, token_similarity, word_spans
-from core.testing import FakeEncoder
+from embedsuite.explain import (
+    closest_words,
+    occlusion,
+    plot_token_map,
+    token_similarity,
+    word_spans,
+)
+from embedsuite.testing import FakeEncoder
 
 
 def test_word_spans_split_cjk_per_character() -> None:
@@ -50,7 +56,7 @@ def test_closest_words(fake_encoder: FakeEncoder) -> None:
 
 
 def test_inside_tab_handlers(fake_encoder: FakeEncoder) -> None:
-    from apps.tabs.inside import neighbours, parse_labelled, reference_sentences, text_map
+    from embedsuite.app.tabs.inside import neighbours, parse_labelled, reference_sentences, text_map
 
     refs = reference_sentences()
     assert len(refs) >= 30 and not any(r.startswith("#") for r in refs)
@@ -66,7 +72,7 @@ def test_inside_tab_handlers(fake_encoder: FakeEncoder) -> None:
 
 
 def test_recommend_tab_explains_picks_with_taste_words(fake_encoder: FakeEncoder) -> None:
-    from apps.tabs.recommend import fit_catalogue, recommend_from_picks
+    from embedsuite.app.tabs.recommend import fit_catalogue, recommend_from_picks
 
     items = [
         {"id": "a", "title": "Rocket", "description": "rocket rocket moon launch crew"},
@@ -85,8 +91,8 @@ def test_recommend_tab_explains_picks_with_taste_words(fake_encoder: FakeEncoder
 
 @pytest.mark.integration
 def test_sentiment_explanation_points_at_the_sentiment_word(e5) -> None:  # type: ignore[no-untyped-def]
-    from apps.tabs.sentiment import explain_line
-    from core.heads.sentiment import load_default
+    from embedsuite.app.tabs.sentiment import explain_line
+    from embedsuite.heads.sentiment import load_default
 
     head = load_default(e5)
     pieces = explain_line(head, "The weather was grey.\nThe acting was truly awful.", line=2)
@@ -99,7 +105,7 @@ def test_sentiment_explanation_points_at_the_sentiment_word(e5) -> None:  # type
 
 
 def test_translation_explain_best_match(fake_encoder: FakeEncoder) -> None:
-    from apps.tabs.translation import explain_best_match
+    from embedsuite.app.tabs.translation import explain_best_match
 
     fig = explain_best_match(fake_encoder, "red apple", "blue sky\napple red\ngreen grass",
                              "cosine")
@@ -109,8 +115,8 @@ def test_translation_explain_best_match(fake_encoder: FakeEncoder) -> None:
 
 @pytest.mark.integration
 def test_qa_scores_peak_on_the_answer(e5) -> None:  # type: ignore[no-untyped-def]
-    from apps.tabs.qa import plot_span_scores
-    from core.heads.qa import ExtractiveQA
+    from embedsuite.app.tabs.qa import plot_span_scores
+    from embedsuite.heads.qa import ExtractiveQA
 
     head = ExtractiveQA.load_default(e5)
     ctx = ("The Eiffel Tower was completed in 1889 for the World's Fair in Paris. "

@@ -10,9 +10,9 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
-from core.encoders import ENCODERS
-from core.evaluation.harness import TASKS, TaskContext, get_tasks, make_record, run_evaluation
-from core.testing import FakeEncoder
+from embedsuite.encoders import ENCODERS
+from embedsuite.evaluation.harness import TASKS, TaskContext, get_tasks, make_record, run_evaluation
+from embedsuite.testing import FakeEncoder
 
 
 class _CountingTask:
@@ -134,7 +134,7 @@ def test_task_context_option_precedence(tmp_path: Path) -> None:
 
 
 def test_cli_option_parsing(tmp_path: Path, registered: None, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
-    from apps import cli
+    from embedsuite.app import cli
 
     got: dict[str, Any] = {}
 
@@ -143,7 +143,7 @@ def test_cli_option_parsing(tmp_path: Path, registered: None, monkeypatch, capsy
         (Path(out) / "results.md").write_text("table")
         return []
 
-    monkeypatch.setattr("core.evaluation.run_evaluation", fake_run)
+    monkeypatch.setattr("embedsuite.evaluation.run_evaluation", fake_run)
     assert cli.main(["evaluate", "--encoders", "fake-a", "--tasks", "toy", "--out",
                      str(tmp_path), "--option", "qa.head=shipped", "--option", "qa.epochs=3",
                      "--option", "qa.langs=en,de"]) == 0
@@ -155,7 +155,7 @@ def test_cli_option_parsing(tmp_path: Path, registered: None, monkeypatch, capsy
 
 
 def test_harness_unknown_names(tmp_path: Path, registered: None) -> None:
-    from core.errors import UnknownNameError
+    from embedsuite.errors import UnknownNameError
 
     with pytest.raises(UnknownNameError, match="Unknown task 'tyo'. Did you mean 'toy'"):
         run_evaluation(["fake-a"], ["tyo"], tmp_path)
@@ -177,7 +177,7 @@ def test_make_record_rejects_nan() -> None:
 
 
 def test_cli_encode_and_errors(tmp_path: Path, registered: None, capsys) -> None:  # type: ignore[no-untyped-def]
-    from apps.cli import main
+    from embedsuite.app.cli import main
 
     src = tmp_path / "in.txt"
     src.write_text("first line\n\nsecond line\n", encoding="utf-8")
@@ -196,7 +196,7 @@ def test_cli_encode_and_errors(tmp_path: Path, registered: None, capsys) -> None
 
 
 def test_cli_encoders_and_cache(capsys) -> None:  # type: ignore[no-untyped-def]
-    from apps.cli import main
+    from embedsuite.app.cli import main
 
     assert main(["encoders", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
@@ -209,7 +209,7 @@ def test_cli_encoders_and_cache(capsys) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_cli_evaluate(tmp_path: Path, registered: None, capsys) -> None:  # type: ignore[no-untyped-def]
-    from apps.cli import main
+    from embedsuite.app.cli import main
 
     assert main(["evaluate", "--encoders", "fake-a", "--tasks", "toy", "--out",
                  str(tmp_path)]) == 0
@@ -219,9 +219,9 @@ def test_cli_evaluate(tmp_path: Path, registered: None, capsys) -> None:  # type
 def test_app_builds_with_encoder_tab(tmp_cache) -> None:  # type: ignore[no-untyped-def]
     import gradio as gr
 
-    from apps.app import build_demo
-    from apps.tabs.encoder import encoder_info, nearest_summary, similarity, split_lines
-    from apps.ui import AppContext
+    from embedsuite.app.blocks import build_demo
+    from embedsuite.app.tabs.encoder import encoder_info, nearest_summary, similarity, split_lines
+    from embedsuite.app.ui import AppContext
 
     demo = build_demo(ctx=AppContext(encoder_name="e5-small"))
     assert isinstance(demo, gr.Blocks)
@@ -241,7 +241,7 @@ def test_app_builds_with_encoder_tab(tmp_cache) -> None:  # type: ignore[no-unty
 def test_ui_errors_become_gradio_errors() -> None:
     import gradio as gr
 
-    from apps.ui import ui_errors
+    from embedsuite.app.ui import ui_errors
 
     @ui_errors
     def bad(x: str) -> str:
@@ -271,7 +271,7 @@ def test_results_png_and_bias_task(tmp_path: Path, registered: None) -> None:
 
 
 def test_compare_tab_handlers(tmp_path: Path, registered: None) -> None:
-    from apps.tabs.compare import live_compare, load_results
+    from embedsuite.app.tabs.compare import live_compare, load_results
 
     run_evaluation(["fake-a"], ["toy"], tmp_path, data_dir=tmp_path)
     md, png, rows = load_results(str(tmp_path))
@@ -288,7 +288,7 @@ def test_compare_tab_handlers(tmp_path: Path, registered: None) -> None:
 
 
 def test_markdown_shows_a_per_encoder_baseline_as_a_range(tmp_path: Path) -> None:
-    from core.evaluation.harness import write_markdown
+    from embedsuite.evaluation.harness import write_markdown
 
     task = _CountingTask()
     recs = [make_record("enc-a", "toy", "toy", "accuracy", 0.9, 3),

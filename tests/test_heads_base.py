@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.errors import EncoderMismatchError, HeadFormatError, NotFittedError
-from core.heads.base import (
+from embedsuite.errors import EncoderMismatchError, HeadFormatError, NotFittedError
+from embedsuite.heads.base import (
     check_encoder_match,
     check_fitted,
     read_head_folder,
     write_head_folder,
 )
-from core.testing import FakeEncoder
+from embedsuite.testing import FakeEncoder
 
 
 def _save(path: Path, enc: FakeEncoder) -> Path:
@@ -105,7 +105,7 @@ def test_check_fitted() -> None:
 
 
 def test_load_head_of_kind_refuses_other_kinds(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
-    from core.heads.base import load_head_of_kind
+    from embedsuite.heads.base import load_head_of_kind
 
     class Demo:
         @classmethod

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.errors import HeadFormatError, NotFittedError
-from core.index import VectorIndex
+from embedsuite.errors import HeadFormatError, NotFittedError
+from embedsuite.index import VectorIndex
 
 
 def _data(n: int, d: int = 32, seed: int = 0) -> np.ndarray:

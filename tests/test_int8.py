@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.cache import EmbeddingCache
-from core.encoders import get_encoder
-from core.encoders.e5 import E5SmallEncoder
-from core.encoders.int8 import E5SmallInt8Encoder, MissingRuntimeError, default_backend
+from embedsuite.cache import EmbeddingCache
+from embedsuite.encoders import get_encoder
+from embedsuite.encoders.e5 import E5SmallEncoder
+from embedsuite.encoders.int8 import E5SmallInt8Encoder, MissingRuntimeError, default_backend
 
 LANGS = ["eng", "deu", "fra", "spa", "rus", "cmn", "jpn", "ara", "hin", "kor", "ell"]
 # Both int8 paths keep cosine >= 0.98 to fp32 on real sentences (benchmarks/README.md, 2,000

@@ -9,12 +9,12 @@ from pathlib import Path
 import gradio as gr
 import pytest
 
-import apps.tabs.qa as qa_tab
-import apps.tabs.recommend as rec_tab
-import apps.tabs.sentiment as sent_tab
-from apps import ui
-from apps.tabs.encoder import split_lines
-from apps.ui import MAX_BATCH, MAX_TEXT_CHARS, request_timeout, ui_errors
+import embedsuite.app.tabs.qa as qa_tab
+import embedsuite.app.tabs.recommend as rec_tab
+import embedsuite.app.tabs.sentiment as sent_tab
+from embedsuite.app import ui
+from embedsuite.app.tabs.encoder import split_lines
+from embedsuite.app.ui import MAX_BATCH, MAX_TEXT_CHARS, request_timeout, ui_errors
 
 
 # -- text length and batch ------------------------------------------------------------------

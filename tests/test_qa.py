@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.errors import EncoderMismatchError, NotFittedError
-from core.evaluation.tasks.qa import (
+from embedsuite.errors import EncoderMismatchError, NotFittedError
+from embedsuite.evaluation.tasks.qa import (
     best_sentence_answers,
     exact_match_score,
     f1_score,
@@ -17,9 +17,9 @@ from core.evaluation.tasks.qa import (
     split_sentences,
     squad_scores,
 )
-from core.heads.qa import RESULT_KEYS, ExtractiveQA, best_spans, match_features
-from core.heads.qa_train import FeatureStore, char_span_to_tokens, load_squad
-from core.testing import FakeEncoder
+from embedsuite.heads.qa import RESULT_KEYS, ExtractiveQA, best_spans, match_features
+from embedsuite.heads.qa_train import FeatureStore, char_span_to_tokens, load_squad
+from embedsuite.testing import FakeEncoder
 
 NAMES = ["Anna", "Boris", "Chen", "Dalia", "Emil", "Fatima", "Goran", "Hana"]
 CITIES = ["Lyon", "Kraków", "Osaka", "Quito", "Tartu", "Accra", "Perth", "Bergen"]
@@ -207,7 +207,7 @@ def test_save_load_round_trip(tmp_path: Path, fitted: ExtractiveQA) -> None:
     after = loaded.answer("Who lives in Accra?", ctx, top_k=2)
     assert [a["answer"] for a in after] == [b["answer"] for b in before]
     assert after[0]["score"] == pytest.approx(before[0]["score"], abs=1e-5)
-    from core.heads import load_head
+    from embedsuite.heads import load_head
 
     assert isinstance(load_head(folder, fitted.encoder), ExtractiveQA)
     with pytest.raises(EncoderMismatchError):
@@ -216,7 +216,7 @@ def test_save_load_round_trip(tmp_path: Path, fitted: ExtractiveQA) -> None:
 
 # -- tab handlers ---------------------------------------------------------------------------
 def test_tab_handlers(tmp_path: Path, fitted: ExtractiveQA) -> None:
-    from apps.tabs.qa import EXAMPLES, answer_question, highlight, read_upload
+    from embedsuite.app.tabs.qa import EXAMPLES, answer_question, highlight, read_upload
 
     doc = "Chen lives in Osaka.\nAnna lives in Lyon. Ünïcode  text 東京."
     segs, summary, rows = answer_question(fitted, doc, "Who lives in Lyon?", top_k=3)
@@ -240,7 +240,7 @@ def test_tab_handlers(tmp_path: Path, fitted: ExtractiveQA) -> None:
 
 
 def test_cli_registers_commands() -> None:
-    from apps.cli import build_parser
+    from embedsuite.app.cli import build_parser
 
     args = build_parser().parse_args(["train-qa", "--data", "x.json", "--out", "h"])
     assert args.epochs >= 1 and args.work_dir is None

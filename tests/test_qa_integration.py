@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from core.heads.qa import DEFAULT_HEAD_DIR, RESULT_KEYS, ExtractiveQA
+from embedsuite.heads.qa import DEFAULT_HEAD_DIR, RESULT_KEYS, ExtractiveQA
 
 pytestmark = pytest.mark.integration
 
@@ -82,7 +82,7 @@ def test_no_answer_threshold_gives_empty_answer(qa: ExtractiveQA) -> None:
 
 @pytest.mark.data
 def test_xquad_task_smoke(e5: Any, data_dir: Path, tmp_path: Path) -> None:
-    from core.evaluation.harness import TaskContext, get_tasks
+    from embedsuite.evaluation.harness import TaskContext, get_tasks
 
     task = get_tasks().get("qa")
     ctx = TaskContext(data_dir=data_dir, limit=12,
@@ -103,7 +103,7 @@ def test_xquad_task_smoke(e5: Any, data_dir: Path, tmp_path: Path) -> None:
 def test_xquad_task_trains_a_head_per_encoder_on_the_budget(e5: Any, data_dir: Path,
                                                             tmp_path: Path) -> None:
     """Without ``head`` the task trains its own span head (tiny budget here) and scores it."""
-    from core.evaluation.harness import TaskContext, get_tasks
+    from embedsuite.evaluation.harness import TaskContext, get_tasks
 
     task = get_tasks().get("qa")
     ctx = TaskContext(data_dir=data_dir, limit=8, work_dir=tmp_path, show_progress=False,

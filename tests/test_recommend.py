@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.errors import HeadFormatError, NotFittedError
-from core.heads import load_head
-from core.heads.recommend import ContentRecommender, parse_history
+from embedsuite.errors import HeadFormatError, NotFittedError
+from embedsuite.heads import load_head
+from embedsuite.heads.recommend import ContentRecommender, parse_history
 
 _GROUP = {"s": "space stars galaxy alien planet rocket orbit",
           "c": "cooking kitchen recipe food meal dish taste",
@@ -303,7 +303,7 @@ def test_params_and_set_params(fake_encoder):
 
 # ----------------------------------------------------------------- tab handlers
 def test_demo_catalogue_and_csv_reader(tmp_path: Path):
-    from apps.tabs.recommend import demo_catalogue, read_catalogue_csv
+    from embedsuite.app.tabs.recommend import demo_catalogue, read_catalogue_csv
 
     items = demo_catalogue()
     assert len(items) >= 100
@@ -325,7 +325,7 @@ def test_demo_catalogue_and_csv_reader(tmp_path: Path):
 
 
 def test_tab_handlers(fake_encoder):
-    from apps.tabs.recommend import (
+    from embedsuite.app.tabs.recommend import (
         RESULT_HEADERS,
         catalogue_map,
         fit_catalogue,
@@ -354,8 +354,8 @@ def test_tab_handlers(fake_encoder):
 
 
 def test_app_builds_with_tab():
-    from apps.app import build_demo
-    from apps.ui import TABS
+    from embedsuite.app.blocks import build_demo
+    from embedsuite.app.ui import TABS
 
     build_demo()
     assert "recommend" in TABS.names()
@@ -363,7 +363,7 @@ def test_app_builds_with_tab():
 
 # ------------------------------------------------------------- evaluation helpers
 def test_temporal_split_and_metrics():
-    from core.evaluation.tasks.recommendation import evaluate_scores, temporal_split
+    from embedsuite.evaluation.tasks.recommendation import evaluate_scores, temporal_split
 
     dt = np.dtype([("user", np.int64), ("item", np.int64), ("rating", np.float32),
                    ("timestamp", np.int64)])
@@ -408,7 +408,7 @@ def _ratings(rows):
 
 
 def _random_split(n_users=60, n_items=40, seed=0):
-    from core.evaluation.tasks.recommendation import temporal_split
+    from embedsuite.evaluation.tasks.recommendation import temporal_split
 
     rng = np.random.default_rng(seed)
     rows = [(u, int(i), float(rng.integers(1, 6)), int(rng.integers(0, 10**6)))
@@ -417,7 +417,7 @@ def _random_split(n_users=60, n_items=40, seed=0):
 
 
 def test_simulate_cold_removes_chosen_items_from_training_only():
-    from core.evaluation.tasks.recommendation import simulate_cold
+    from embedsuite.evaluation.tasks.recommendation import simulate_cold
 
     split = _random_split()
     sim = simulate_cold(split, 40, share=0.25, seed=3)
@@ -440,7 +440,7 @@ def test_simulate_cold_removes_chosen_items_from_training_only():
 
 
 def test_evaluate_scores_reports_cold_ndcg_per_user():
-    from core.evaluation.tasks.recommendation import evaluate_scores, simulate_cold
+    from embedsuite.evaluation.tasks.recommendation import evaluate_scores, simulate_cold
 
     sim = simulate_cold(_random_split(), 40, share=0.3, seed=0)
     rng = np.random.default_rng(1)
@@ -452,7 +452,7 @@ def test_evaluate_scores_reports_cold_ndcg_per_user():
 
 
 def test_paired_bootstrap_contract():
-    from core.evaluation.tasks.recommendation import paired_bootstrap
+    from embedsuite.evaluation.tasks.recommendation import paired_bootstrap
 
     a = {1: 0.5, 2: 0.2, 3: 0.0, 4: 1.0}
     b = {1: 0.1, 2: 0.2, 3: 0.3, 4: 0.0, 9: 1.0}  # user 9 is not in a: left out
@@ -494,8 +494,8 @@ def _toy_movielens(root: Path, n_items: int = 30, n_users: int = 40) -> None:
 
 
 def test_recommendation_task_records_natural_and_simulated_cold(fake_encoder, tmp_path: Path):
-    from core.evaluation.harness import RECORD_KEYS, TaskContext
-    from core.evaluation.tasks.recommendation import (
+    from embedsuite.evaluation.harness import RECORD_KEYS, TaskContext
+    from embedsuite.evaluation.tasks.recommendation import (
         CONTENT_DATASET,
         DATASET,
         METRICS,
@@ -551,8 +551,8 @@ def test_recommendation_task_records_natural_and_simulated_cold(fake_encoder, tm
 ])
 def test_recommendation_task_rejects_bad_cold_options(fake_encoder, tmp_path: Path, key, value,
                                                       message):
-    from core.evaluation.harness import TaskContext
-    from core.evaluation.tasks.recommendation import RecommendationTask
+    from embedsuite.evaluation.harness import TaskContext
+    from embedsuite.evaluation.tasks.recommendation import RecommendationTask
 
     ctx = TaskContext(data_dir=tmp_path, options={f"recommendation.{key}": value})
     with pytest.raises(ValueError, match=message):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.heads.recommend import ContentRecommender
+from embedsuite.heads.recommend import ContentRecommender
 
 pytestmark = pytest.mark.integration
 
@@ -18,7 +18,7 @@ KIDS_SPACE = {"b006", "f004"}  # the two "funny space adventure for kids" items
 
 @pytest.fixture(scope="module")
 def demo_head(e5):  # type: ignore[no-untyped-def]
-    from apps.tabs.recommend import demo_catalogue
+    from embedsuite.app.tabs.recommend import demo_catalogue
 
     return ContentRecommender(e5, rating_center=None).fit(demo_catalogue())
 
@@ -60,7 +60,7 @@ def test_diversity_spreads_picks(demo_head):
 
 @pytest.mark.data
 def test_movielens_join_and_split(data_dir):
-    from core.evaluation.tasks.recommendation import (
+    from embedsuite.evaluation.tasks.recommendation import (
         _popularity,
         evaluate_scores,
         load_movielens,
@@ -88,7 +88,7 @@ def test_movielens_join_and_split(data_dir):
 @pytest.mark.data
 def test_hybrid_on_a_movielens_sample_beats_popularity(e5, data_dir):
     """200 most-rated movies: the hybrid head ranks held-out likes above popularity."""
-    from core.evaluation.tasks.recommendation import (
+    from embedsuite.evaluation.tasks.recommendation import (
         _popularity,
         evaluate_scores,
         load_movielens,
@@ -124,7 +124,7 @@ def test_hybrid_on_a_movielens_sample_beats_popularity(e5, data_dir):
 def test_simulated_cold_start_gives_enough_users_to_compare(data_dir):
     """The natural split has too few users with a cold relevant item to tell models
     apart; each simulated draw (20 % of items made cold) has several hundred."""
-    from core.evaluation.tasks.recommendation import (
+    from embedsuite.evaluation.tasks.recommendation import (
         load_movielens,
         simulate_cold,
         temporal_split,

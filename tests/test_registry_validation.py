@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from core.errors import UnknownNameError
-from core.registry import Registry
-from core.validation import as_text_list, check_text
+from embedsuite.errors import UnknownNameError
+from embedsuite.registry import Registry
+from embedsuite.validation import as_text_list, check_text
 
 
 def test_registry_rejects_duplicates_and_suggests() -> None:
@@ -33,7 +33,7 @@ def test_registry_rejects_bad_names() -> None:
 
 
 def test_encoder_registry_did_you_mean() -> None:
-    from core.encoders import get_encoder
+    from embedsuite.encoders import get_encoder
 
     with pytest.raises(UnknownNameError, match=r"Unknown encoder 'e5-smal'\. Did you mean "
                                                r"'e5-small' or 'e5-small-int8'\?"):

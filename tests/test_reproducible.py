@@ -21,7 +21,7 @@ def _rounded(records: list[dict[str, Any]]) -> dict[tuple[str, str, str, str], f
 
 
 def test_two_runs_give_the_same_numbers(e5: Any, data_dir: Path, tmp_path: Path) -> None:
-    from core.evaluation import run_evaluation
+    from embedsuite.evaluation import run_evaluation
 
     kw = {"data_dir": data_dir, "limit": 24, "options": OPTIONS, "show_progress": False}
     first = run_evaluation(["e5-small"], ["all"], tmp_path / "a", **kw)

@@ -2,7 +2,7 @@
 
 The Ray tests (``ray`` + ``integration`` markers) start one local Ray instance with
 2 CPUs for the module. Their encoder is given BY NAME (workers load their own copy):
-``tests.test_scale:slow_fake`` (the deterministic :class:`core.testing.FakeEncoder`
+``tests.test_scale:slow_fake`` (the deterministic :class:`embedsuite.testing.FakeEncoder`
 with a small sleep per batch, so that a worker can be killed while the job runs) for
 the exactly-once checks on 3,000 texts, and the real ``e5-small`` on a few hundred
 Tatoeba sentences for the equality with the single-process result.
@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.scale import embed_corpus
-from core.shards import (
+from embedsuite.scale import embed_corpus
+from embedsuite.shards import (
     ShardError,
     ids_from_shards,
     index_from_shards,
@@ -31,7 +31,7 @@ from core.shards import (
     read_manifest,
     shard_name,
 )
-from core.testing import FakeEncoder
+from embedsuite.testing import FakeEncoder
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -205,11 +205,11 @@ def test_index_from_shards(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
 
 def test_cli_embed_corpus_and_index_build(tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
-    from apps.cli import main
+    from embedsuite.app.cli import main
 
     src = _write(tmp_path / "in.csv", _texts(120), [f"d{i}" for i in range(120)])
     out, idx = tmp_path / "shards", tmp_path / "index"
-    assert main(["embed-corpus", str(src), "--encoder", "core.testing:FakeEncoder", "--out",
+    assert main(["embed-corpus", str(src), "--encoder", "embedsuite.testing:FakeEncoder", "--out",
                  str(out), "--id-column", "key", "--shard-rows", "50", "--engine", "local",
                  "--quiet"]) == 0
     assert "120 rows in 3 shards" in capsys.readouterr().out
@@ -218,7 +218,7 @@ def test_cli_embed_corpus_and_index_build(tmp_path: Path,
     assert (info["n"], info["kind"], info["storage"]) == (120, "exact", "f16")
     import pyarrow.parquet as pq
 
-    from core.index import VectorIndex
+    from embedsuite.index import VectorIndex
 
     assert len(VectorIndex.load(idx)) == 120
     assert pq.read_table(idx / "ids.parquet").column("id").to_pylist()[:2] == ["d0", "d1"]
@@ -230,8 +230,9 @@ def test_ray_is_optional(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
     import subprocess
     import sys
 
-    code = ("import sys, apps.cli, core.scale, core.shards, core.heads.translation, "
-            "core.heads.recommend; apps.cli.build_parser(); print('ray' in sys.modules)")
+    code = ("import sys, embedsuite.app.cli, embedsuite.scale, embedsuite.shards, "
+            "embedsuite.heads.translation, embedsuite.heads.recommend; "
+            "embedsuite.app.cli.build_parser(); print('ray' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=REPO, check=True)
     assert done.stdout.strip() == "False"
@@ -255,7 +256,7 @@ def test_translation_index_shards_matches_index(tmp_path: Path, fake_encoder: Fa
     out = tmp_path / "out"
     embed_corpus(src, encoder=fake_encoder, out=out, engine="local", shard_rows=150,
                  role="query", keep_text=True)
-    from core.heads.translation import TranslationRetriever
+    from embedsuite.heads.translation import TranslationRetriever
 
     queries = [t.upper() for t in texts[:40]]  # same words, other case: itself is nearest
     direct = TranslationRetriever(fake_encoder).index(texts)
@@ -280,7 +281,7 @@ def test_translation_index_shards_matches_index(tmp_path: Path, fake_encoder: Fa
 
 def test_recommender_fit_shards_matches_fit_and_index_path(tmp_path: Path,
                                                            fake_encoder: FakeEncoder) -> None:
-    from core.heads.recommend import ContentRecommender
+    from embedsuite.heads.recommend import ContentRecommender
 
     texts = _texts(300)
     items = [{"id": f"m{i}", "text": t, "year": 2000 + i % 20} for i, t in enumerate(texts)]
@@ -315,7 +316,7 @@ def test_recommender_fit_shards_matches_fit_and_index_path(tmp_path: Path,
 
 
 def test_recommender_fit_embeddings_validation(fake_encoder: FakeEncoder) -> None:
-    from core.heads.recommend import ContentRecommender
+    from embedsuite.heads.recommend import ContentRecommender
 
     v = fake_encoder.encode(["a b", "c d", "e f"], role="passage")
     rec = ContentRecommender(fake_encoder).fit_embeddings(["x", "y", "z"], v)

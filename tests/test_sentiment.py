@@ -9,16 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.errors import (
+from embedsuite.errors import (
     EncoderMismatchError,
     HeadFormatError,
     NotFittedError,
     TokenEmbeddingsUnavailableError,
 )
-from core.heads import SentimentClassifier, load_head
-from core.heads.base import HEADS
-from core.heads.sentiment import TokenFeatureStore
-from core.testing import FakeEncoder
+from embedsuite.heads import SentimentClassifier, load_head
+from embedsuite.heads.base import HEADS
+from embedsuite.heads.sentiment import TokenFeatureStore
+from embedsuite.testing import FakeEncoder
 
 POS = ["good great film", "great acting and a good story", "wonderful good movie",
        "lovely great fun", "a good and great time", "great wonderful lovely"]
@@ -176,7 +176,7 @@ def _csv(tmp_path: Path, text: str | bytes, name: str = "data.csv") -> Path:
 
 
 def test_parse_csv_errors(tmp_path: Path) -> None:
-    from apps.tabs.sentiment import parse_csv
+    from embedsuite.app.tabs.sentiment import parse_csv
 
     with pytest.raises(ValueError, match="No file uploaded"):
         parse_csv(None)
@@ -197,7 +197,7 @@ def test_parse_csv_errors(tmp_path: Path) -> None:
 
 
 def test_parse_csv_reads_quoted_rows(tmp_path: Path) -> None:
-    from apps.tabs.sentiment import parse_csv
+    from embedsuite.app.tabs.sentiment import parse_csv
 
     body = 'Label,Text\npos,"good, really good"\nneg,bad\nneg,\npos,great\nneg,awful\n'
     texts, labels, skipped = parse_csv(_csv(tmp_path, body))
@@ -207,7 +207,7 @@ def test_parse_csv_reads_quoted_rows(tmp_path: Path) -> None:
 
 
 def test_train_from_csv_and_classify(fake_encoder: FakeEncoder, tmp_path: Path) -> None:
-    from apps.tabs.sentiment import classify, train_from_csv
+    from embedsuite.app.tabs.sentiment import classify, train_from_csv
 
     rows = "text,label\n" + "\n".join(f"{t},{y}" for t, y in zip(TEXTS, LABELS, strict=True))
     head, report, fig, zip_path = train_from_csv(fake_encoder, _csv(tmp_path, rows),
@@ -228,8 +228,8 @@ def test_train_from_csv_and_classify(fake_encoder: FakeEncoder, tmp_path: Path) 
 def test_tab_builds() -> None:
     import gradio as gr
 
-    import apps.tabs.sentiment  # noqa: F401
-    from apps.ui import TABS, AppContext
+    import embedsuite.app.tabs.sentiment  # noqa: F401
+    from embedsuite.app.ui import TABS, AppContext
 
     spec = TABS.get("sentiment")
     assert spec.order == 10
@@ -243,7 +243,7 @@ def test_tab_builds() -> None:
 
 
 def test_task_records(fake_encoder: FakeEncoder, tmp_path: Path) -> None:
-    from core.evaluation.harness import TaskContext, get_tasks
+    from embedsuite.evaluation.harness import TaskContext, get_tasks
 
     data = tmp_path / "data" / "sst2"
     data.mkdir(parents=True)

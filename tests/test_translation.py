@@ -8,15 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.errors import EncoderMismatchError, HeadFormatError, NotFittedError
-from core.heads.translation import (
+from embedsuite.errors import EncoderMismatchError, HeadFormatError, NotFittedError
+from embedsuite.heads.translation import (
     SCORINGS,
     TranslationRetriever,
     knn_search,
     margin_scores,
     mine_pairs,
 )
-from core.testing import FakeEncoder
+from embedsuite.testing import FakeEncoder
 
 CANDS = ["the cat sleeps on the sofa", "it rains all week", "the train leaves at eight",
          "my phone battery is empty", "we love history books"]
@@ -165,7 +165,7 @@ def test_margin_with_reference_matches_dense_formula(fake_encoder: FakeEncoder) 
 
 
 def test_save_load_round_trip(fake_encoder: FakeEncoder, tmp_path: Path) -> None:
-    from core.heads import load_head
+    from embedsuite.heads import load_head
 
     tr = TranslationRetriever(fake_encoder, k=2).index([*CANDS, "猫がソファで寝ています🐱。"])
     tr.save(tmp_path / "idx")
@@ -236,7 +236,7 @@ def _fake_tatoeba(root: Path) -> Path:
 
 
 def test_task_records(fake_encoder: FakeEncoder, tmp_path: Path) -> None:
-    from core.evaluation.harness import RECORD_KEYS, TaskContext, get_tasks
+    from embedsuite.evaluation.harness import RECORD_KEYS, TaskContext, get_tasks
 
     task = get_tasks().get("translation")
     ctx = TaskContext(data_dir=_fake_tatoeba(tmp_path), options={"langs": ["aaa", "bbb"]},
@@ -257,7 +257,7 @@ def test_task_records(fake_encoder: FakeEncoder, tmp_path: Path) -> None:
 
 
 def test_task_limit_and_unknown_language(fake_encoder: FakeEncoder, tmp_path: Path) -> None:
-    from core.evaluation.harness import TaskContext, get_tasks
+    from embedsuite.evaluation.harness import TaskContext, get_tasks
 
     task = get_tasks().get("translation")
     root = _fake_tatoeba(tmp_path)
@@ -272,7 +272,7 @@ def test_task_limit_and_unknown_language(fake_encoder: FakeEncoder, tmp_path: Pa
 def test_mteb_f1_is_weighted_f1() -> None:
     from sklearn.metrics import f1_score
 
-    from core.evaluation.tasks.translation import retrieval_scores
+    from embedsuite.evaluation.tasks.translation import retrieval_scores
 
     rng = np.random.default_rng(3)
     x = _unit(rng, 20)
@@ -286,7 +286,7 @@ def test_mteb_f1_is_weighted_f1() -> None:
 
 
 def test_mining_candidates_gold_map() -> None:
-    from core.evaluation.tasks.translation import mining_candidates, mining_scores
+    from embedsuite.evaluation.tasks.translation import mining_candidates, mining_scores
 
     src = [f"s{i}" for i in range(10)]
     eng = [f"e{i}" for i in range(10)]
@@ -302,7 +302,7 @@ def test_mining_candidates_gold_map() -> None:
 
 
 def test_markdown_table() -> None:
-    from core.evaluation.tasks.translation import markdown_table
+    from embedsuite.evaluation.tasks.translation import markdown_table
 
     recs = [{"encoder": "e", "task": "translation", "dataset": "tatoeba/margin/deu",
              "metric": "accuracy", "value": 0.5, "n": 10}]
@@ -312,7 +312,7 @@ def test_markdown_table() -> None:
 
 # ---------------------------------------------------------------- the tab
 def test_demo_sets_are_aligned_and_varied() -> None:
-    from apps.tabs.translation import demo_sets
+    from embedsuite.app.tabs.translation import demo_sets
 
     sets = demo_sets()
     assert sets
@@ -328,7 +328,7 @@ def test_demo_sets_are_aligned_and_varied() -> None:
 
 
 def test_tab_search_and_errors(fake_encoder: FakeEncoder) -> None:
-    from apps.tabs.translation import ALL, demo_search_inputs, search_candidates
+    from embedsuite.app.tabs.translation import ALL, demo_search_inputs, search_candidates
 
     q, c = demo_search_inputs("everyday", "jpn", ALL, 16)
     assert "Google" in q and "\n" in c
@@ -346,7 +346,7 @@ def test_tab_search_and_errors(fake_encoder: FakeEncoder) -> None:
 
 
 def test_tab_mining_plot(fake_encoder: FakeEncoder) -> None:
-    from apps.tabs.translation import demo_mining_inputs, mine_texts
+    from embedsuite.app.tabs.translation import demo_mining_inputs, mine_texts
 
     s, t = demo_mining_inputs("everyday", "ara", "cmn")
     assert len(t.splitlines()) == len(s.splitlines()) - 2
@@ -358,7 +358,7 @@ def test_tab_mining_plot(fake_encoder: FakeEncoder) -> None:
 
 
 def test_tab_is_registered() -> None:
-    from apps.app import build_demo
+    from embedsuite.app.blocks import build_demo
 
     demo = build_demo()
     names = {getattr(fn, "api_name", None) for fn in demo.fns.values()}
@@ -379,7 +379,7 @@ def test_margin_without_reference_uses_the_query_batch(fake_encoder: FakeEncoder
 
 
 def test_center_removes_the_side_mean() -> None:
-    from core.heads.translation import MIN_CENTER, center, maybe_center
+    from embedsuite.heads.translation import MIN_CENTER, center, maybe_center
 
     rng = np.random.default_rng(5)
     shift = np.full(16, 2.0, np.float32)  # a "language direction" shared by a side
@@ -416,7 +416,7 @@ def test_single_query_is_scored_on_raw_vectors(fake_encoder: FakeEncoder) -> Non
 
 
 def test_auto_threshold_follows_centering(fake_encoder: FakeEncoder) -> None:
-    from core.heads.translation import (
+    from embedsuite.heads.translation import (
         DEFAULT_MINE_THRESHOLD,
         DEFAULT_MINE_THRESHOLD_RAW,
         MIN_CENTER,

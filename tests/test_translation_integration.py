@@ -8,13 +8,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from core.heads.translation import TranslationRetriever
+from embedsuite.heads.translation import TranslationRetriever
 
 pytestmark = pytest.mark.integration
 
 
 def _demo() -> dict[str, list[str]]:
-    from apps.tabs.translation import demo_sets
+    from embedsuite.app.tabs.translation import demo_sets
 
     return demo_sets()["everyday"]["sentences"]
 
@@ -45,7 +45,7 @@ def test_mixed_scripts_and_emoji_across_non_english_pairs(e5: Any) -> None:
 
 
 def test_demo_mining_rejects_sentences_without_translation(e5: Any) -> None:
-    from apps.tabs.translation import demo_mining_inputs
+    from embedsuite.app.tabs.translation import demo_mining_inputs
 
     sents = _demo()
     src_text, tgt_text = demo_mining_inputs("everyday", "fra", "jpn", seed=3)
@@ -60,7 +60,7 @@ def test_demo_mining_rejects_sentences_without_translation(e5: Any) -> None:
 
 @pytest.mark.data
 def test_tatoeba_sample_margin_and_mining(e5: Any, data_dir: Path, tmp_path: Path) -> None:
-    from core.evaluation.harness import TaskContext, get_tasks
+    from embedsuite.evaluation.harness import TaskContext, get_tasks
 
     task = get_tasks().get("translation")
     ctx = TaskContext(data_dir=data_dir, limit=120, options={"langs": ["deu", "jpn"]},

@@ -9,9 +9,9 @@ from typing import Any
 
 
 def _counterfactual(args: argparse.Namespace) -> int:
-    from core.bias import counterfactual_sentiment, load_counterfactual
-    from core.encoders import get_encoder
-    from core.heads.sentiment import load_default
+    from embedsuite.bias import counterfactual_sentiment, load_counterfactual
+    from embedsuite.encoders import get_encoder
+    from embedsuite.heads.sentiment import load_default
 
     head = load_default(get_encoder(args.encoder))
     pos = head.classes_.index("positive")
@@ -34,8 +34,8 @@ def _counterfactual(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from core.bias import load_tests, plot_effect_sizes, run_bias_tests
-    from core.encoders import get_encoder
+    from embedsuite.bias import load_tests, plot_effect_sizes, run_bias_tests
+    from embedsuite.encoders import get_encoder
 
     if args.counterfactual:
         return _counterfactual(args)

@@ -16,7 +16,7 @@ def _out(text: str) -> None:
 
 
 def _embed_corpus(args: argparse.Namespace) -> int:
-    from core.scale import embed_corpus
+    from embedsuite.scale import embed_corpus
 
     r = embed_corpus(
         args.input, encoder=args.encoder, out=args.out, column=args.column,
@@ -34,7 +34,7 @@ def _embed_corpus(args: argparse.Namespace) -> int:
 
 
 def _index_build(args: argparse.Namespace) -> int:
-    from core.shards import ids_from_shards, index_from_shards, read_manifest, write_ids
+    from embedsuite.shards import ids_from_shards, index_from_shards, read_manifest, write_ids
 
     t0 = time.perf_counter()
     man = read_manifest(args.shards)
@@ -59,7 +59,7 @@ def _index_build(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     """Add ``embed-corpus`` and ``index-build``."""
-    from core.encoders import DEFAULT_ENCODER
+    from embedsuite.encoders import DEFAULT_ENCODER
 
     s = sub.add_parser(
         "embed-corpus", help="embed a Parquet/JSONL/CSV column into Parquet shards (Ray)",

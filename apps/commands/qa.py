@@ -18,12 +18,12 @@ def cmd_train_qa(args: argparse.Namespace) -> int:
     """Extract (cached, resumable) features of a SQuAD file and train a QA head."""
     import torch
 
-    from core.encoders import get_encoder
-    from core.heads.qa_train import train_qa
+    from embedsuite.encoders import get_encoder
+    from embedsuite.heads.qa_train import train_qa
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from core.paths import cache_dir
+    from embedsuite.paths import cache_dir
 
     head = train_qa(
         args.data, args.work_dir or cache_dir() / "qa-work", encoder=get_encoder(args.encoder),
@@ -41,8 +41,8 @@ def cmd_train_qa(args: argparse.Namespace) -> int:
 
 def cmd_answer(args: argparse.Namespace) -> int:
     """Answer a question about a text file with a saved (default: the shipped) QA head."""
-    from core.encoders import get_encoder
-    from core.heads.qa import DEFAULT_HEAD_DIR, ExtractiveQA
+    from embedsuite.encoders import get_encoder
+    from embedsuite.heads.qa import DEFAULT_HEAD_DIR, ExtractiveQA
 
     src = Path(args.context)
     if not src.is_file():
@@ -60,7 +60,7 @@ def cmd_answer(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     """Add ``train-qa`` and ``answer`` to the ``embedsuite`` parser."""
-    from core.encoders import DEFAULT_ENCODER
+    from embedsuite.encoders import DEFAULT_ENCODER
 
     s = sub.add_parser("train-qa", help="train the extractive QA span head (features cached)")
     s.add_argument("--data", required=True, help="SQuAD v1.1 JSON with the training questions")

@@ -18,12 +18,12 @@ def _read_labelled(path: Path, limit: int | None, seed: int) -> tuple[list[str],
         raise FileNotFoundError(f"{path} not found; expected a CSV with the columns text,label "
                                 f"or a TSV 'text<TAB>label' file")
     if path.suffix.lower() in (".tsv", ".txt"):
-        from core.evaluation.tasks.sentiment import read_sst2
+        from embedsuite.evaluation.tasks.sentiment import read_sst2
 
         return read_sst2(path, limit, seed, unique=True)
     import numpy as np
 
-    from apps.tabs.sentiment import parse_csv
+    from embedsuite.app.tabs.sentiment import parse_csv
 
     texts, labels, _ = parse_csv(path)
     if limit is not None and limit < len(texts):
@@ -33,8 +33,8 @@ def _read_labelled(path: Path, limit: int | None, seed: int) -> tuple[list[str],
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from core.encoders import get_encoder
-    from core.heads.sentiment import SentimentClassifier
+    from embedsuite.encoders import get_encoder
+    from embedsuite.heads.sentiment import SentimentClassifier
 
     texts, labels = _read_labelled(Path(args.data), args.limit, args.seed)
     enc = get_encoder(args.encoder)
@@ -53,7 +53,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from core.heads.sentiment import SentimentClassifier, load_default
+    from embedsuite.heads.sentiment import SentimentClassifier, load_default
 
     texts = list(args.texts)
     if not texts:
@@ -69,7 +69,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     """Add ``train-sentiment`` and ``sentiment`` to the ``embedsuite`` CLI."""
-    from core.encoders import DEFAULT_ENCODER
+    from embedsuite.encoders import DEFAULT_ENCODER
 
     s = sub.add_parser("train-sentiment",
                        help="train a sentiment/text classifier head from a CSV or TSV")

@@ -1,1 +1,1 @@
-"""One module per tab; each registers itself with :func:`apps.ui.register_tab`."""
+"""One module per tab; each registers itself with :func:`embedsuite.app.ui.register_tab`."""

@@ -8,9 +8,9 @@ from typing import Any
 
 import gradio as gr
 
-from apps.tabs.encoder import similarity
-from apps.ui import AppContext, register_tab, ui_errors
-from core.encoders import ENCODERS, get_encoder
+from embedsuite.app.tabs.encoder import similarity
+from embedsuite.app.ui import AppContext, register_tab, ui_errors
+from embedsuite.encoders import ENCODERS, get_encoder
 
 LIVE_EXAMPLE = """A man is playing the guitar.
 Ein Mann spielt Gitarre.

@@ -6,8 +6,8 @@ from typing import Any
 
 import gradio as gr
 
-from apps.ui import MAX_BATCH, MAX_TEXT_CHARS, AppContext, register_tab, ui_errors
-from core.encoders.base import BaseEncoder, check_role
+from embedsuite.app.ui import MAX_BATCH, MAX_TEXT_CHARS, AppContext, register_tab, ui_errors
+from embedsuite.encoders.base import BaseEncoder, check_role
 
 EXAMPLE = """The weather is lovely today.
 Das Wetter ist heute herrlich.

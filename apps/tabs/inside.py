@@ -9,10 +9,10 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from apps.tabs.encoder import split_lines
-from apps.ui import AppContext, register_tab, ui_errors
-from core.encoders import ENCODERS, get_encoder
-from core.encoders.base import BaseEncoder
+from embedsuite.app.tabs.encoder import split_lines
+from embedsuite.app.ui import AppContext, register_tab, ui_errors
+from embedsuite.encoders import ENCODERS, get_encoder
+from embedsuite.encoders.base import BaseEncoder
 
 MAP_EXAMPLE = """travel | The train to Berlin leaves at nine.
 travel | Le train pour Berlin part à neuf heures.
@@ -28,7 +28,7 @@ finance | Die Börse ist heute stark gefallen."""
 
 def reference_sentences() -> list[str]:
     """The project's built-in reference set (``core/assets/inside_reference.txt``)."""
-    text = (resources.files("core") / "assets" / "inside_reference.txt").read_text("utf-8")
+    text = (resources.files("embedsuite") / "assets" / "inside_reference.txt").read_text("utf-8")
     return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
 
 
@@ -92,14 +92,14 @@ def text_map(encoder: BaseEncoder, text: str) -> Any:
 
 
 def _bias_for(name: str, tests: list[Any]) -> list[Any]:
-    from core.bias import run_bias_tests
+    from embedsuite.bias import run_bias_tests
 
     return run_bias_tests(get_encoder(name), tests)
 
 
 def bias_report(ctx: AppContext, encoders: list[str], langs: list[str]) -> tuple[Any, list[Any]]:
     """Run (or reuse) the association tests for the chosen encoders; plot + table rows."""
-    from core.bias import load_tests, plot_effect_sizes
+    from embedsuite.bias import load_tests, plot_effect_sizes
 
     if not encoders:
         raise ValueError("Pick at least one encoder.")

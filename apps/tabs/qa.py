@@ -10,7 +10,7 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from apps.ui import (
+from embedsuite.app.ui import (
     MAX_TEXT_CHARS,
     MAX_UPLOAD_BYTES,
     AppContext,
@@ -18,7 +18,7 @@ from apps.ui import (
     register_tab,
     ui_errors,
 )
-from core.validation import check_text
+from embedsuite.validation import check_text
 
 #: longest document the tab reads (only the best windows are read per question)
 MAX_DOC_CHARS = 5 * MAX_TEXT_CHARS
@@ -184,7 +184,7 @@ def plot_span_scores(head: Any, document: str | None, question: str | None) -> A
 @register_tab("qa", "Question answering", order=40)
 def build(ctx: AppContext) -> None:
     """Paste or upload a text, ask a question, see the answer highlighted."""
-    from core.heads.qa import ExtractiveQA
+    from embedsuite.heads.qa import ExtractiveQA
 
     def head() -> Any:
         return ctx.resource("qa-head", lambda: ExtractiveQA.load_default(ctx.encoder))

@@ -12,13 +12,14 @@ import csv
 import hashlib
 import io
 import os
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import numpy as np
 
-from apps.ui import (
+from embedsuite.app.ui import (
     MAX_TEXT_CHARS,
     MAX_UPLOAD_BYTES,
     AppContext,
@@ -26,11 +27,12 @@ from apps.ui import (
     register_tab,
     ui_errors,
 )
-from core.encoders.base import Encoder
-from core.explain import closest_words
-from core.heads.recommend import ContentRecommender
+from embedsuite.encoders.base import Encoder
+from embedsuite.explain import closest_words
+from embedsuite.heads.recommend import ContentRecommender
 
-DEMO_CATALOGUE = Path(__file__).resolve().parents[2] / "core" / "assets" / "demo_catalogue.csv"
+#: The demo catalogue shipped inside the package (works from a checkout and from a wheel).
+DEMO_CATALOGUE = Path(str(resources.files("embedsuite") / "assets" / "demo_catalogue.csv"))
 #: Uploaded catalogues are embedded in the app; larger ones belong in the Python API / CLI.
 MAX_CATALOGUE_ITEMS = 5_000
 RESULT_HEADERS = ["rank", "id", "title", "kind", "score", "because", "words close to your taste"]
@@ -136,7 +138,7 @@ def taste_words(head: ContentRecommender, item_ids: list[str], profile: np.ndarr
 
     The profile lives in the encoder's passage space (a weighted sum of the liked
     items' vectors, or a wish's vector); token vectors of the item's text are compared
-    with it (see :func:`core.explain.closest_words`). Encoders without token
+    with it (see :func:`embedsuite.explain.closest_words`). Encoders without token
     embeddings give empty strings.
     """
     if profile is None or not head._encoder().has_token_embeddings or not item_ids:

@@ -13,8 +13,8 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from apps.tabs.encoder import split_lines
-from apps.ui import (
+from embedsuite.app.tabs.encoder import split_lines
+from embedsuite.app.ui import (
     MAX_BATCH,
     MAX_UPLOAD_BYTES,
     AppContext,
@@ -22,9 +22,9 @@ from apps.ui import (
     register_tab,
     ui_errors,
 )
-from core.encoders.base import Encoder
-from core.explain import occlusion
-from core.heads.sentiment import SentimentClassifier, load_default
+from embedsuite.encoders.base import Encoder
+from embedsuite.explain import occlusion
+from embedsuite.heads.sentiment import SentimentClassifier, load_default
 
 logger = logging.getLogger(__name__)
 

@@ -14,11 +14,11 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from apps.tabs.encoder import split_lines
-from apps.ui import AppContext, register_tab, ui_errors
-from core.encoders.base import Encoder
-from core.explain import plot_token_map, token_similarity
-from core.heads.translation import (
+from embedsuite.app.tabs.encoder import split_lines
+from embedsuite.app.ui import AppContext, register_tab, ui_errors
+from embedsuite.encoders.base import Encoder
+from embedsuite.explain import plot_token_map, token_similarity
+from embedsuite.heads.translation import (
     DEFAULT_MINE_THRESHOLD,
     DEFAULT_MINE_THRESHOLD_RAW,
     TranslationRetriever,
@@ -37,7 +37,7 @@ MINE_HEADERS = ["source", "target", "score", "cosine", "source line", "target li
 @lru_cache(maxsize=1)
 def demo_sets() -> dict[str, Any]:
     """The project's own demo sentences (``core/assets/translation_demo.json``)."""
-    text = resources.files("core").joinpath("assets/translation_demo.json").read_text("utf-8")
+    text = resources.files("embedsuite").joinpath("assets/translation_demo.json").read_text("utf-8")
     data: dict[str, Any] = json.loads(text)["sets"]
     return data
 

@@ -1,6 +1,6 @@
 """The encoder layer: the ``Encoder`` protocol, the built-in encoders and their registry.
 
->>> from core.encoders import get_encoder
+>>> from embedsuite.encoders import get_encoder
 >>> enc = get_encoder("e5-small")            # the default, shared by every head
 >>> enc.encode("hello", role="query").shape
 (384,)
@@ -13,12 +13,12 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from core.encoders.base import ROLES, BaseEncoder, Encoder, Role, TokenEmbeddings
-from core.encoders.e5 import E5SmallEncoder
-from core.encoders.int8 import E5SmallInt8Encoder
-from core.encoders.others import MiniLMEncoder, TfidfEncoder, USEEncoder
-from core.encoders.st import SentenceTransformerEncoder
-from core.registry import Registry
+from embedsuite.encoders.base import ROLES, BaseEncoder, Encoder, Role, TokenEmbeddings
+from embedsuite.encoders.e5 import E5SmallEncoder
+from embedsuite.encoders.int8 import E5SmallInt8Encoder
+from embedsuite.encoders.others import MiniLMEncoder, TfidfEncoder, USEEncoder
+from embedsuite.encoders.st import SentenceTransformerEncoder
+from embedsuite.registry import Registry
 
 __all__ = [
     "DEFAULT_ENCODER",

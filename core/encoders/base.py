@@ -13,9 +13,9 @@ from typing import Literal, Protocol, runtime_checkable
 import numpy as np
 from tqdm.auto import tqdm
 
-from core.cache import EmbeddingCache, default_cache, make_key
-from core.errors import TokenEmbeddingsUnavailableError
-from core.validation import as_text_list
+from embedsuite.cache import EmbeddingCache, default_cache, make_key
+from embedsuite.errors import TokenEmbeddingsUnavailableError
+from embedsuite.validation import as_text_list
 
 logger = logging.getLogger(__name__)
 

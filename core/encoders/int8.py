@@ -1,6 +1,6 @@
 """``e5-small-int8``: a fast int8 CPU path for e5-small (OpenVINO or ONNX Runtime).
 
-Built offline, once, from the rebuilt fp32 folder of :mod:`core.encoders.e5`. Both
+Built offline, once, from the rebuilt fp32 folder of :mod:`embedsuite.encoders.e5`. Both
 backends start from the same ONNX export of the BERT body (``torch.onnx``, eager
 attention, every hidden state as an output so token embeddings of any layer stay
 available):
@@ -45,12 +45,12 @@ from typing import Any
 
 import numpy as np
 
-from core.atomic import atomic_dir
-from core.encoders.base import BaseEncoder, Role, TokenEmbeddings, check_role, progress
-from core.encoders.e5 import _CHECK_SENTENCES, PROMPTS, E5SmallEncoder
-from core.encoders.st import SentenceTransformerEncoder
-from core.paths import cache_dir
-from core.validation import as_pair_list, as_text_list
+from embedsuite.atomic import atomic_dir
+from embedsuite.encoders.base import BaseEncoder, Role, TokenEmbeddings, check_role, progress
+from embedsuite.encoders.e5 import _CHECK_SENTENCES, PROMPTS, E5SmallEncoder
+from embedsuite.encoders.st import SentenceTransformerEncoder
+from embedsuite.paths import cache_dir
+from embedsuite.validation import as_pair_list, as_text_list
 
 logger = logging.getLogger(__name__)
 
@@ -574,7 +574,7 @@ class E5SmallInt8Encoder(BaseEncoder):
         """Token vectors with offsets into the original strings (as ``e5-small``'s).
 
         ``layers`` are hidden-state indices (0 = embeddings, -1 = last); see
-        :meth:`core.encoders.st.SentenceTransformerEncoder.encode_tokens`.
+        :meth:`embedsuite.encoders.st.SentenceTransformerEncoder.encode_tokens`.
         """
         role, pair_role = check_role(role), check_role(pair_role)
         items, single = as_text_list(texts)

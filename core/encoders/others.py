@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from core.encoders.base import BaseEncoder, Role
-from core.encoders.st import SentenceTransformerEncoder
-from core.errors import NotFittedError
-from core.validation import as_text_list
+from embedsuite.encoders.base import BaseEncoder, Role
+from embedsuite.encoders.st import SentenceTransformerEncoder
+from embedsuite.errors import NotFittedError
+from embedsuite.validation import as_text_list
 
 logger = logging.getLogger(__name__)
 

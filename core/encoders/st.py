@@ -1,4 +1,4 @@
-"""Any sentence-transformers folder as an :class:`~core.encoders.base.Encoder`."""
+"""Any sentence-transformers folder as an :class:`~embedsuite.encoders.base.Encoder`."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from core.encoders.base import BaseEncoder, Role, TokenEmbeddings, check_role, progress
-from core.validation import as_pair_list, as_text_list
+from embedsuite.encoders.base import BaseEncoder, Role, TokenEmbeddings, check_role, progress
+from embedsuite.validation import as_pair_list, as_text_list
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

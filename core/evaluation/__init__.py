@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.evaluation.harness import (
+from embedsuite.evaluation.harness import (
     TASKS,
     Task,
     TaskContext,

@@ -27,11 +27,12 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from core.atomic import atomic_write_text
-from core.encoders import get_encoder
-from core.encoders.base import Encoder
-from core.paths import data_dir as default_data_dir
-from core.registry import Registry
+from embedsuite.atomic import atomic_write_text
+from embedsuite.encoders import get_encoder
+from embedsuite.encoders.base import Encoder
+from embedsuite.paths import data_dir as default_data_dir
+from embedsuite.plotting import MissingExtraError
+from embedsuite.registry import Registry
 
 logger = logging.getLogger(__name__)
 
@@ -129,10 +130,10 @@ _DISCOVERED = False
 
 
 def get_tasks() -> Registry[Task]:
-    """The task registry, after importing every module of ``core.evaluation.tasks``."""
+    """The task registry, after importing every module of ``embedsuite.evaluation.tasks``."""
     global _DISCOVERED
     if not _DISCOVERED:
-        import core.evaluation.tasks as pkg
+        import embedsuite.evaluation.tasks as pkg
 
         for mod in pkgutil.iter_modules(pkg.__path__):
             if not mod.name.startswith("_"):
@@ -180,7 +181,8 @@ def run_evaluation(
         encoders: Encoder names or sentence-transformers folders.
         tasks: Task names, or ``["all"]``.
         out_dir: Where results (and ``parts/`` for resuming) go.
-        data_dir: The shared data root (default ``../shared/data`` or ``$EMBEDSUITE_DATA``).
+        data_dir: The shared data root (default ``$EMBEDSUITE_DATA``, or ``../shared/data``
+            in a checkout).
         limit: Cap on examples per dataset.
         protocol: ``"default"`` or ``"mteb"``.
         seed: Seed passed to tasks.
@@ -204,7 +206,7 @@ def run_evaluation(
     parts = out / "parts"
     parts.mkdir(parents=True, exist_ok=True)
     ctx = TaskContext(
-        data_dir=Path(data_dir) if data_dir else default_data_dir(), limit=limit,
+        data_dir=default_data_dir(data_dir), limit=limit,
         protocol=protocol, seed=seed, options=dict(options or {}),
         work_dir=out / "work", show_progress=show_progress,
     )
@@ -258,6 +260,8 @@ def run_evaluation(
     write_markdown(out / "results.md", records, status, task_objs, protocol=protocol)
     try:
         plot_results(out / "results.png", records, task_objs, protocol=protocol)
+    except MissingExtraError as exc:  # a core-only install: the numbers are written already
+        logger.warning("no %s: %s", out / "results.png", exc)
     except Exception:  # a plot must never lose the numbers
         logger.exception("could not draw %s", out / "results.png")
     return records
@@ -355,10 +359,10 @@ def plot_results(path: Path, records: list[dict[str, Any]], tasks: Sequence[Task
     under the mteb protocol) gets a bar chart of ``value`` per language (records whose
     dataset is ``dataset_prefix + <lang>``).
     """
-    import matplotlib
+    from embedsuite.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
+    import matplotlib
 
     encoders, grid = _main_values(records, tasks, protocol)
 

@@ -1,6 +1,6 @@
 """Task heads on the shared encoder, importable into other products.
 
->>> from core.heads import SentimentClassifier, load_head
+>>> from embedsuite.heads import SentimentClassifier, load_head
 
 Each head lives in its own module and registers its kind(s) in :data:`HEADS`;
 names are imported lazily so that importing one head never loads the others.
@@ -12,7 +12,13 @@ import importlib
 import pkgutil
 from typing import Any
 
-from core.heads.base import HEADS, check_fitted, load_head, read_head_folder, write_head_folder
+from embedsuite.heads.base import (
+    HEADS,
+    check_fitted,
+    load_head,
+    read_head_folder,
+    write_head_folder,
+)
 
 __all__ = [
     "HEADS",
@@ -28,10 +34,10 @@ __all__ = [
 ]
 
 _LAZY = {
-    "SentimentClassifier": "core.heads.sentiment",
-    "TranslationRetriever": "core.heads.translation",
-    "ContentRecommender": "core.heads.recommend",
-    "ExtractiveQA": "core.heads.qa",
+    "SentimentClassifier": "embedsuite.heads.sentiment",
+    "TranslationRetriever": "embedsuite.heads.translation",
+    "ContentRecommender": "embedsuite.heads.recommend",
+    "ExtractiveQA": "embedsuite.heads.qa",
 }
 
 

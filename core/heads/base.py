@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from core.atomic import atomic_dir, recover_dir
-from core.encoders.base import Encoder
-from core.errors import EncoderMismatchError, HeadFormatError, NotFittedError
-from core.registry import Registry
-from core.validation import saved_head_errors
+from embedsuite.atomic import atomic_dir, recover_dir
+from embedsuite.encoders.base import Encoder
+from embedsuite.errors import EncoderMismatchError, HeadFormatError, NotFittedError
+from embedsuite.registry import Registry
+from embedsuite.validation import saved_head_errors
 
 logger = logging.getLogger(__name__)
 
@@ -183,10 +183,10 @@ def load_head_of_kind(cls: Any, path: str | os.PathLike[str], encoder: Encoder |
     if config.get("head") not in accepted:
         raise HeadFormatError(
             f"{path} holds a {config.get('head')!r} head, not a {what} ({', '.join(accepted)}); "
-            f"load it with core.heads.load_head instead"
+            f"load it with embedsuite.heads.load_head instead"
         )
     if encoder is None and config.get("encoder"):
-        from core.encoders import get_encoder
+        from embedsuite.encoders import get_encoder
 
         encoder = get_encoder(config["encoder"]["name"])
     check_encoder_match(config, encoder, f"the {what} in {path}")
@@ -201,13 +201,13 @@ def load_head(path: str | os.PathLike[str], encoder: Encoder | None = None) -> A
         path: The saved folder.
         encoder: The shared encoder to attach (default: the one named in the config).
     """
-    from core.heads import discover_heads
+    from embedsuite.heads import discover_heads
 
     config, tensors = read_head_folder(path)
     discover_heads()
     cls = HEADS.get(config["head"])
     if encoder is None and config.get("encoder"):
-        from core.encoders import get_encoder
+        from embedsuite.encoders import get_encoder
 
         encoder = get_encoder(config["encoder"]["name"])
     check_encoder_match(config, encoder, f"the head in {path}")

@@ -2,7 +2,7 @@
 
 The context (role ``passage``) and the question (role ``query``) are encoded
 separately by the frozen shared encoder (token vectors of a few hidden layers,
-:data:`core.heads.qa_train.DEFAULT_LAYERS`); a small trainable network
+:data:`embedsuite.heads.qa_train.DEFAULT_LAYERS`); a small trainable network
 (:class:`SpanNet`) lets every context token attend to the question, adds
 word-match flags, runs a light transformer layer over the context and gives a
 start and an end score per token, plus a learnt "no answer" position. Encoding
@@ -38,15 +38,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.encoders.base import Encoder
-from core.heads.base import (
+from embedsuite.encoders.base import Encoder
+from embedsuite.heads.base import (
     HEADS,
     check_fitted,
     load_head_of_kind,
     write_head_folder,
 )
-from core.heads.qa_train import DEFAULT_LAYERS
-from core.validation import as_text_list, check_text
+from embedsuite.heads.qa_train import DEFAULT_LAYERS
+from embedsuite.validation import as_text_list, check_text
 
 logger = logging.getLogger(__name__)
 
@@ -310,7 +310,7 @@ class ExtractiveQA:
     def encoder_(self) -> Encoder:
         """The encoder in use (the default one when none was given)."""
         if self.encoder is None:
-            from core.encoders import DEFAULT_ENCODER, get_encoder
+            from embedsuite.encoders import DEFAULT_ENCODER, get_encoder
 
             self.encoder = get_encoder(DEFAULT_ENCODER)
         return self.encoder
@@ -318,7 +318,7 @@ class ExtractiveQA:
     def _check_encoder(self) -> Encoder:
         enc = self.encoder_
         if not getattr(enc, "has_token_embeddings", False):
-            from core.errors import TokenEmbeddingsUnavailableError
+            from embedsuite.errors import TokenEmbeddingsUnavailableError
 
             raise TokenEmbeddingsUnavailableError(
                 f"ExtractiveQA needs token embeddings but encoder {enc.name!r} gives sentence "
@@ -329,7 +329,7 @@ class ExtractiveQA:
     def layer_ids(self) -> list[int]:
         """Hidden states read as token features: ``layers``, or by default ``(3, 6, 9, 12)``
         (chosen for 12 layers) scaled to the encoder's depth."""
-        from core.encoders.base import resolve_layers
+        from embedsuite.encoders.base import resolve_layers
 
         return resolve_layers(self.layers, self.encoder_, DEFAULT_LAYERS)
 
@@ -374,7 +374,7 @@ class ExtractiveQA:
         Returns:
             self
         """
-        from core.heads.qa_train import QAExample, fit_head_in_memory
+        from embedsuite.heads.qa_train import QAExample, fit_head_in_memory
 
         qs, _ = as_text_list(questions, "questions")
         cs, _ = as_text_list(contexts, "contexts")
@@ -540,7 +540,7 @@ class ExtractiveQA:
         assert self.net_ is not None
         keys = list(dict.fromkeys((c, j) for c, r in zip(ctxs, reads, strict=True) for j in r))
         texts = [docs[c][j].text for c, j in keys]
-        from core.heads.qa_train import _autocast
+        from embedsuite.heads.qa_train import _autocast
 
         with _autocast(self.bf16):
             wemb = enc.encode_tokens(texts, role="passage", layers=self.layer_ids(),
@@ -654,4 +654,13 @@ class ExtractiveQA:
     @classmethod
     def load_default(cls, encoder: Encoder | None = None) -> ExtractiveQA:
         """The shipped head (trained on SQuAD with e5-small; see docs/qa.md)."""
+        if not (DEFAULT_HEAD_DIR / "config.json").is_file():
+            from embedsuite.errors import HeadFormatError
+
+            raise HeadFormatError(
+                f"expected the shipped QA head at {DEFAULT_HEAD_DIR}, but its config.json is "
+                f"missing (a damaged install?). Reinstall embedsuite, or train a head: in a "
+                f"checkout `python demos/train_qa.py`; from an installed wheel "
+                f"`embedsuite train-qa --data SQUAD.json --out DIR` and load it with "
+                f"ExtractiveQA.load(DIR)")
         return cls.load(DEFAULT_HEAD_DIR, encoder)

@@ -8,9 +8,9 @@ atomically one by one, so an interrupted extraction resumes where it stopped.
 Encoding a context once and each question once (instead of every question
 together with its context) is about five times cheaper on SQuAD-like data and
 lets the head answer many questions about one document from one encoding; the
-question-context interaction is learnt by the head (:mod:`core.heads.qa`).
+question-context interaction is learnt by the head (:mod:`embedsuite.heads.qa`).
 
->>> from core.heads.qa_train import train_qa
+>>> from embedsuite.heads.qa_train import train_qa
 >>> head = train_qa("squad/dev-v1.1-without-xquad.json", work_dir="qa-work", epochs=8)
 """
 
@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from core.atomic import atomic_write_bytes, atomic_write_text
-from core.encoders.base import Encoder, Role, TokenEmbeddings, progress
+from embedsuite.atomic import atomic_write_bytes, atomic_write_text
+from embedsuite.encoders.base import Encoder, Role, TokenEmbeddings, progress
 
 logger = logging.getLogger(__name__)
 
@@ -274,7 +274,7 @@ def make_pairs(examples: Sequence[QAExample], ctx_index: dict[str, int],
     Returns:
         ``(pairs, n_skipped)``: questions whose answer is beyond the encoded tokens are skipped.
     """
-    from core.heads.qa import match_features
+    from embedsuite.heads.qa import match_features
 
     rng = np.random.default_rng(seed)
     pairs: list[_Pair] = []
@@ -346,7 +346,7 @@ def predict_pairs(net: Any, pairs: list[_Pair], ctx_feats: list[tuple[np.ndarray
     """Best span per pair: ``(token i, token j, span score, no-answer score)``."""
     import torch
 
-    from core.heads.qa import best_spans, run_net
+    from embedsuite.heads.qa import best_spans, run_net
 
     net.eval()
     out: list[tuple[int, int, float, float]] = [(0, 0, 0.0, 0.0)] * len(pairs)
@@ -369,7 +369,7 @@ def evaluate_pairs(net: Any, pairs: list[_Pair], examples: Sequence[QAExample],
                    q_feats: list[tuple[np.ndarray, np.ndarray]], ctx_texts: list[str],
                    ) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
     """SQuAD EM/F1 on the positive pairs, and (margin, correct) for calibration."""
-    from core.evaluation.tasks.qa import f1_score, metric_max_over_ground_truths, squad_scores
+    from embedsuite.evaluation.tasks.qa import f1_score, metric_max_over_ground_truths, squad_scores
 
     preds = predict_pairs(net, pairs, ctx_feats, q_feats)
     answers, golds, margins, labels = [], [], [], []
@@ -492,7 +492,7 @@ def train_net(head: Any, train_pairs: list[_Pair], val_pairs: list[_Pair],
             for b, idx in enumerate(batches):
                 for g in opt.param_groups:
                     g["lr"] = lr_at(step)
-                from core.heads.qa import run_net
+                from embedsuite.heads.qa import run_net
 
                 with _autocast(bf16):
                     st, en = run_net(net, *_net_inputs(train_pairs, idx, ctx_feats, q_feats))
@@ -628,10 +628,10 @@ def train_qa(squad_path: str | os.PathLike[str], work_dir: str | os.PathLike[str
             (resumable: rerun with a larger value or None to go on).
 
     Returns:
-        The trained :class:`~core.heads.qa.ExtractiveQA`.
+        The trained :class:`~embedsuite.heads.qa.ExtractiveQA`.
     """
-    from core.encoders import DEFAULT_ENCODER, get_encoder
-    from core.heads.qa import ExtractiveQA
+    from embedsuite.encoders import DEFAULT_ENCODER, get_encoder
+    from embedsuite.heads.qa import ExtractiveQA
 
     enc = encoder or get_encoder(DEFAULT_ENCODER)
     examples = load_squad(squad_path, limit)

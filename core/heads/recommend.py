@@ -31,14 +31,14 @@ from typing import Any
 
 import numpy as np
 
-from core.encoders.base import Encoder
-from core.heads.base import (
+from embedsuite.encoders.base import Encoder
+from embedsuite.heads.base import (
     HEADS,
     check_fitted,
     load_head_of_kind,
     write_head_folder,
 )
-from core.validation import as_text_list, check_text
+from embedsuite.validation import as_text_list, check_text
 
 logger = logging.getLogger(__name__)
 
@@ -194,7 +194,7 @@ class ContentRecommender:
     # ------------------------------------------------------------------ setup
     def _encoder(self) -> Encoder:
         if self.encoder is None:
-            from core.encoders import DEFAULT_ENCODER, get_encoder
+            from embedsuite.encoders import DEFAULT_ENCODER, get_encoder
 
             self.encoder = get_encoder(DEFAULT_ENCODER)
         return self.encoder
@@ -311,7 +311,7 @@ class ContentRecommender:
 
     # ------------------------------------- precomputed vectors, large catalogues
     #: From this many items on, ``similar`` (content only) and ``recommend_for_text``
-    #: take their candidates from a :class:`core.index.VectorIndex` (exact up to its
+    #: take their candidates from a :class:`embedsuite.index.VectorIndex` (exact up to its
     #: ``exact_threshold``, IVF above) instead of scoring every item.
     ann_min_items: int = 100_000
     #: Options of that index (e.g. ``{"storage": "f16"}``); see docs/scale-out.md.
@@ -372,7 +372,7 @@ class ContentRecommender:
             ShardError: Unfinished, corrupted or other-encoder shards (says how to fix).
             KeyError: A shard id missing from ``items``.
         """
-        from core.shards import load_embeddings
+        from embedsuite.shards import load_embeddings
 
         emb = load_embeddings(folder, encoder=self._encoder())
         if emb.manifest.get("role") != "passage":
@@ -398,7 +398,7 @@ class ContentRecommender:
     def _ann_scores(self, attr: str, vec: np.ndarray, k: int) -> np.ndarray:
         """Scores of the index's candidates for ``vec`` (``-inf`` for every other item),
         enough of them for :meth:`_select` (its MMR pool is ``max(50, 10 k)``)."""
-        from core.index import VectorIndex
+        from embedsuite.index import VectorIndex
 
         mat = getattr(self, attr)
         cache = self.__dict__.setdefault("_vindexes", {})

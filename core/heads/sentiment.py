@@ -9,7 +9,7 @@ Two kinds:
   states (several layers concatenated) plus the sentence embedding, then a
   small MLP, trained with torch on token features cached on disk.
 
->>> from core.heads import SentimentClassifier
+>>> from embedsuite.heads import SentimentClassifier
 >>> clf = SentimentClassifier(kind="linear").fit(texts, labels)
 >>> clf.predict("a charming, funny film")
 {'label': 'positive', 'score': ...}
@@ -27,9 +27,9 @@ from typing import Any, cast
 
 import numpy as np
 
-from core.atomic import atomic_write_bytes, atomic_write_text
-from core.encoders.base import Encoder, TokenEmbeddings, progress
-from core.heads.base import HEADS
+from embedsuite.atomic import atomic_write_bytes, atomic_write_text
+from embedsuite.encoders.base import Encoder, TokenEmbeddings, progress
+from embedsuite.heads.base import HEADS
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class TokenFeatureStore:
 
     def __init__(self, root: str | os.PathLike[str] | None = None, chunk_size: int = 2048) -> None:
         if root is None:
-            from core.paths import cache_dir
+            from embedsuite.paths import cache_dir
 
             root = cache_dir() / "features" / "sentiment"
         self.root = Path(root)
@@ -368,7 +368,7 @@ class SentimentClassifier:
     def encoder_(self) -> Encoder:
         """The encoder in use (the default one when none was given)."""
         if self.encoder is None:
-            from core.encoders import DEFAULT_ENCODER, get_encoder
+            from embedsuite.encoders import DEFAULT_ENCODER, get_encoder
 
             self.encoder = get_encoder(DEFAULT_ENCODER)
         return self.encoder
@@ -413,14 +413,14 @@ class SentimentClassifier:
     def layer_ids(self) -> list[int]:
         """Hidden states the attention kind reads: ``layers``, or by default
         :data:`STORE_LAYERS` (chosen for 12 layers) scaled to the encoder's depth."""
-        from core.encoders.base import resolve_layers
+        from embedsuite.encoders.base import resolve_layers
 
         return resolve_layers(self.layers, self.encoder_, STORE_LAYERS)
 
     def _token_features(self, texts: list[str], *, cache: bool) -> list[np.ndarray]:
         enc = self.encoder_
         if not enc.has_token_embeddings:
-            from core.errors import TokenEmbeddingsUnavailableError
+            from embedsuite.errors import TokenEmbeddingsUnavailableError
 
             raise TokenEmbeddingsUnavailableError(
                 f"the 'attention' sentiment head reads token embeddings, which encoder "
@@ -449,7 +449,7 @@ class SentimentClassifier:
             TypeError: A text or label of the wrong type (its position is named).
             ValueError: Mismatched lengths, fewer than two classes, or an unknown kind.
         """
-        from core.validation import as_text_list
+        from embedsuite.validation import as_text_list
 
         kind = self._check_kind()
         items, single = as_text_list(texts)
@@ -610,7 +610,7 @@ class SentimentClassifier:
 
     # -- predict ----------------------------------------------------------------
     def _check(self) -> None:
-        from core.heads.base import check_fitted
+        from embedsuite.heads.base import check_fitted
 
         check_fitted(self, "classes_")
 
@@ -641,7 +641,7 @@ class SentimentClassifier:
         Returns:
             ``(n_classes,)`` for a str, ``(n, n_classes)`` for a list.
         """
-        from core.validation import as_text_list
+        from embedsuite.validation import as_text_list
 
         self._check()
         items, single = as_text_list(texts)
@@ -658,7 +658,7 @@ class SentimentClassifier:
 
     def score(self, texts: Sequence[str], labels: Sequence[str] | Sequence[int]) -> float:
         """Accuracy on labelled texts (scikit-learn's ``score``)."""
-        from core.validation import as_text_list
+        from embedsuite.validation import as_text_list
 
         self._check()
         items, _ = as_text_list(texts)
@@ -682,7 +682,7 @@ class SentimentClassifier:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Save the fitted head as a folder (``config.json`` + ``model.safetensors``)."""
-        from core.heads.base import write_head_folder
+        from embedsuite.heads.base import write_head_folder
 
         self._check()
         params = {k: getattr(self, k) for k in self._SAVED_PARAMS}
@@ -721,21 +721,21 @@ class SentimentClassifier:
             HeadFormatError: The folder is missing, damaged, or holds another head kind.
             EncoderMismatchError: ``encoder`` is not the encoder the head was trained on.
         """
-        from core.errors import HeadFormatError
-        from core.heads.base import load_head
+        from embedsuite.errors import HeadFormatError
+        from embedsuite.heads.base import load_head
 
         head = load_head(path, encoder)
         if not isinstance(head, cls):
             raise HeadFormatError(
                 f"{path} holds a {type(head).__name__}, not a sentiment head; load it with "
-                f"core.heads.load_head instead"
+                f"embedsuite.heads.load_head instead"
             )
         return head
 
     @classmethod
     def _load(cls, config: dict[str, Any], tensors: dict[str, np.ndarray],
               encoder: Encoder | None) -> SentimentClassifier:
-        from core.errors import HeadFormatError
+        from embedsuite.errors import HeadFormatError
 
         try:
             params = dict(config["params"])
@@ -788,10 +788,13 @@ DEFAULT_HEAD_DIR = Path(__file__).resolve().parent.parent / "assets" / "sentimen
 def load_default(encoder: Encoder | None = None) -> SentimentClassifier:
     """The shipped English sentiment head (SST-2), on ``encoder`` (default: e5-small)."""
     if not (DEFAULT_HEAD_DIR / "config.json").is_file():
-        from core.errors import HeadFormatError
+        from embedsuite.errors import HeadFormatError
 
         raise HeadFormatError(
-            f"the default sentiment head is missing from {DEFAULT_HEAD_DIR}; train it with "
-            f"`python demos/train_sentiment.py`"
+            f"expected the shipped sentiment head at {DEFAULT_HEAD_DIR}, but its config.json "
+            f"is missing (a damaged install?). Reinstall embedsuite, or train a head: in a "
+            f"checkout `python demos/train_sentiment.py`; from an installed wheel "
+            f"`embedsuite train-sentiment SST2_DIR/sentiment-train.tsv DIR --kind attention` "
+            f"and load it with SentimentClassifier.load(DIR)"
         )
     return SentimentClassifier.load(DEFAULT_HEAD_DIR, encoder)

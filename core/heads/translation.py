@@ -30,15 +30,15 @@ from typing import Any, Literal, overload
 
 import numpy as np
 
-from core.encoders.base import Encoder, Role, check_role, progress
-from core.errors import NotFittedError
-from core.heads.base import (
+from embedsuite.encoders.base import Encoder, Role, check_role, progress
+from embedsuite.errors import NotFittedError
+from embedsuite.heads.base import (
     HEADS,
     check_fitted,
     load_head_of_kind,
     write_head_folder,
 )
-from core.validation import as_text_list, check_text
+from embedsuite.validation import as_text_list, check_text
 
 logger = logging.getLogger(__name__)
 
@@ -346,7 +346,7 @@ class TranslationRetriever:
     def encoder_(self) -> Encoder:
         """The encoder in use (the default one if none was given)."""
         if self.encoder is None:
-            from core.encoders import DEFAULT_ENCODER, get_encoder
+            from embedsuite.encoders import DEFAULT_ENCODER, get_encoder
 
             self.encoder = get_encoder(DEFAULT_ENCODER)
         return self.encoder
@@ -476,8 +476,8 @@ class TranslationRetriever:
         """Use the candidate vectors of an ``embedsuite embed-corpus`` shards folder.
 
         The vectors stay on disk (memory-mapped ``embeddings.npy`` beside the shards,
-        see :func:`core.shards.load_embeddings`); above the vector index's exact
-        threshold the candidate search runs on a :class:`core.index.VectorIndex`
+        see :func:`embedsuite.shards.load_embeddings`); above the vector index's exact
+        threshold the candidate search runs on a :class:`embedsuite.index.VectorIndex`
         (see :meth:`use_vector_index`).
 
         Args:
@@ -491,7 +491,7 @@ class TranslationRetriever:
             ShardError: Unfinished, corrupted or other-encoder shards (says how to fix).
             ValueError: ``texts`` has another length than the shards.
         """
-        from core.shards import load_embeddings
+        from embedsuite.shards import load_embeddings
 
         emb = load_embeddings(folder, encoder=self.encoder_)
         if emb.manifest.get("role") != self.role:
@@ -506,7 +506,7 @@ class TranslationRetriever:
         return self.index_embeddings(texts, emb.vectors, reference)
 
     def use_vector_index(self, **options: Any) -> TranslationRetriever:
-        """Options of the :class:`core.index.VectorIndex` used for candidate search.
+        """Options of the :class:`embedsuite.index.VectorIndex` used for candidate search.
 
         Up to ``exact_threshold`` candidates (default 50,000) the exact blockwise search
         is kept (identical results); above it an IVF index is built once per candidate
@@ -519,7 +519,7 @@ class TranslationRetriever:
     def _candidate_knn(self, q: np.ndarray, emb: np.ndarray, k: int,
                        show_progress: bool | None) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` candidates of each query: exact below the index threshold, else IVF."""
-        from core.index import VectorIndex
+        from embedsuite.index import VectorIndex
 
         opts = dict(getattr(self, "_vindex_options", {}))
         threshold = int(opts.get("exact_threshold", VectorIndex().exact_threshold))
@@ -761,7 +761,7 @@ class TranslationRetriever:
     @classmethod
     def _load(cls, config: dict[str, Any], tensors: dict[str, np.ndarray],
               encoder: Encoder | None) -> TranslationRetriever:
-        from core.errors import HeadFormatError
+        from embedsuite.errors import HeadFormatError
 
         params = dict(config.get("params") or {})
         texts = config.get("texts")

@@ -37,7 +37,7 @@ def app_url(tmp_path_factory: pytest.TempPathFactory, e5) -> Iterator[str]:  # t
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with open(log, "w") as fh:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "apps.cli", "serve", "--port", str(port)],
+            [sys.executable, "-m", "embedsuite.app.cli", "serve", "--port", str(port)],
             stdout=fh, stderr=subprocess.STDOUT, env=env,
             cwd=Path(__file__).resolve().parents[2],
         )

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from apps.ui import MAX_BATCH, MAX_TEXT_CHARS
+from embedsuite.app.ui import MAX_BATCH, MAX_TEXT_CHARS
 
 pytestmark = pytest.mark.integration
 

@@ -1,1 +1,1 @@
-"""One module per task; each registers itself in :data:`core.evaluation.TASKS`."""
+"""One module per task; each registers itself in :data:`embedsuite.evaluation.TASKS`."""

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.bias import load_tests, run_bias_tests
-from core.encoders.base import Encoder
-from core.evaluation.harness import TASKS, TaskContext, make_record
+from embedsuite.bias import load_tests, run_bias_tests
+from embedsuite.encoders.base import Encoder
+from embedsuite.evaluation.harness import TASKS, TaskContext, make_record
 
 
 class BiasTask:

@@ -41,8 +41,8 @@ from typing import Any
 
 import numpy as np
 
-from core.encoders.base import Encoder
-from core.evaluation.harness import TASKS, TaskContext, make_record
+from embedsuite.encoders.base import Encoder
+from embedsuite.evaluation.harness import TASKS, TaskContext, make_record
 
 logger = logging.getLogger(__name__)
 
@@ -187,9 +187,9 @@ class QATask:
 
     def head_for(self, encoder: Encoder, ctx: TaskContext) -> Any:
         """The shipped / given head (option ``head``), or one trained on the budget."""
-        from core.heads.qa import DEFAULT_HEAD_DIR, ExtractiveQA
-        from core.heads.qa_train import train_qa
-        from core.paths import cache_dir
+        from embedsuite.heads.qa import DEFAULT_HEAD_DIR, ExtractiveQA
+        from embedsuite.heads.qa_train import train_qa
+        from embedsuite.paths import cache_dir
 
         given = ctx.option(self.name, "head")
         if given:
@@ -204,7 +204,7 @@ class QATask:
 
     def run(self, encoder: Encoder, ctx: TaskContext) -> list[dict[str, Any]]:
         """Score the head (and the baseline) on each language."""
-        from core.encoders.base import progress
+        from embedsuite.encoders.base import progress
 
         langs = ctx.option_list(self.name, "langs", LANGS) or list(LANGS)
         unknown = [lg for lg in langs if lg not in LANGS]

@@ -55,8 +55,9 @@ from typing import Any
 
 import numpy as np
 
-from core.encoders.base import Encoder
-from core.evaluation.harness import TASKS, TaskContext, make_record
+from embedsuite.encoders.base import Encoder
+from embedsuite.evaluation.harness import TASKS, TaskContext, make_record
+from embedsuite.plotting import MissingExtraError
 
 logger = logging.getLogger(__name__)
 
@@ -271,7 +272,7 @@ def evaluate_scores(split: Split, score_fn: Callable[[int], np.ndarray], n_items
     Returns:
         metric -> (value, n users it is averaged over).
     """
-    from core.encoders.base import progress
+    from embedsuite.encoders.base import progress
 
     sums = dict.fromkeys(METRICS, 0.0)
     n_cold = 0
@@ -388,10 +389,9 @@ def _model_label(record: Mapping[str, Any]) -> str:
 def plot_records(records: list[dict[str, Any]], path: Path) -> None:
     """Bar chart per model: ndcg@10, and ndcg@10_cold on the natural and on the
     simulated cold items (``n``: users, or user x draw pairs when pooled)."""
-    import matplotlib
+    from embedsuite.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     bars = (("ndcg@10", (DATASET, CONTENT_DATASET), "ndcg@10", ""),
             ("ndcg@10_cold", (DATASET, CONTENT_DATASET), "ndcg@10_cold (natural)", "users"),
@@ -446,7 +446,7 @@ class RecommendationTask:
                                               {"center": None})
 
     def run(self, encoder: Encoder, ctx: TaskContext) -> list[dict[str, Any]]:
-        from core.heads.recommend import ContentRecommender
+        from embedsuite.heads.recommend import ContentRecommender
 
         share, n_draws = self._cold_options(ctx)
         root = ctx.require("movielens", "ml-latest-small", "ratings.csv").parents[1]
@@ -535,7 +535,10 @@ class RecommendationTask:
             records += self._records(encoder.name, pooled, SIM_DATASET, SIM_CONTENT_DATASET)
         if ctx.work_dir is not None:
             ctx.work_dir.mkdir(parents=True, exist_ok=True)
-            plot_records(records, ctx.work_dir / f"recommendation_{encoder.name}.png")
+            try:
+                plot_records(records, ctx.work_dir / f"recommendation_{encoder.name}.png")
+            except MissingExtraError as exc:  # the records matter more than their plot
+                logger.warning("no recommendation plot: %s", exc)
             (ctx.work_dir / f"recommendation_settings_{encoder.name}.json").write_text(json.dumps(
                 {"content": cbest, "hybrid": hbest, "item-knn": kbest, "tfidf": tbest,
                  "cold_share": share, "cold_seeds": n_draws}, indent=1, default=str))

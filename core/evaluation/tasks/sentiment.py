@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from core.encoders.base import Encoder
-from core.evaluation.harness import TASKS, TaskContext, make_record
+from embedsuite.encoders.base import Encoder
+from embedsuite.evaluation.harness import TASKS, TaskContext, make_record
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class SentimentTask:
         """Train and test each head kind, then the k-shot experiments."""
         from sklearn.linear_model import LogisticRegression
 
-        from core.heads.sentiment import SentimentClassifier
+        from embedsuite.heads.sentiment import SentimentClassifier
 
         train_x, train_y = read_sst2(ctx.require("sst2", "sentiment-train.tsv"), ctx.limit,
                                      ctx.seed, unique=True)
@@ -157,7 +157,7 @@ class SentimentTask:
 
 def _shared_feature_cache(fallback: Path | None) -> Path | None:
     """The default feature cache (shared across runs); ``fallback`` if it is not writable."""
-    from core.paths import cache_dir
+    from embedsuite.paths import cache_dir
 
     try:
         root = cache_dir() / "features" / "sentiment"

@@ -17,7 +17,7 @@ Mining, per language: the source side holds the language's sentences plus 50 %
 distractors (sentences of another pair's non-English side), the target side the
 SHUFFLED English translations plus 50 % distractors (English sentences of a third
 pair); distractors equal to a gold sentence are removed, so they have no
-translation on the other side. :func:`core.heads.translation.mine_pairs` (centred
+translation on the other side. :func:`embedsuite.heads.translation.mine_pairs` (centred
 margin, LASER "max", the default threshold) aligns them; precision = correct mined pairs
 / mined pairs, recall = correct mined pairs / gold pairs. Records:
 ``tatoeba-mining/margin-centered`` (``precision_mean``, ``recall_mean``,
@@ -26,13 +26,13 @@ margin, LASER "max", the default threshold) aligns them; precision = correct min
 
 Options (``ctx.options``): ``langs`` (list, default all 112), ``role`` (encoder
 role on both sides, default ``"query"``), ``mine_threshold`` (default
-:data:`~core.heads.translation.DEFAULT_MINE_THRESHOLD`), ``mining`` (bool, default
+:data:`~embedsuite.heads.translation.DEFAULT_MINE_THRESHOLD`), ``mining`` (bool, default
 True). ``ctx.limit`` keeps the first N pairs of each language.
 
 ``--protocol mteb``: MTEB's BitextMining scoring only (records ``tatoeba/cosine``
 and ``tatoeba/cosine/<lang>``, main score ``f1_mean``), no margin, no mining.
 
-Run ``python -m core.evaluation.tasks.translation table RESULTS.json`` to print
+Run ``python -m embedsuite.evaluation.tasks.translation table RESULTS.json`` to print
 the per-language Markdown table of a finished run, and ``... calibrate`` to
 sweep the mining threshold (see docs/translation.md).
 """
@@ -51,9 +51,9 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from core.encoders.base import Encoder, check_role, progress
-from core.evaluation.harness import TASKS, TaskContext, make_record
-from core.heads.translation import (
+from embedsuite.encoders.base import Encoder, check_role, progress
+from embedsuite.evaluation.harness import TASKS, TaskContext, make_record
+from embedsuite.heads.translation import (
     DEFAULT_MINE_THRESHOLD,
     margin_scores,
     maybe_center,
@@ -405,7 +405,7 @@ def calibrate_threshold(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``table RESULTS.json`` or ``calibrate --langs ...``."""
-    p = argparse.ArgumentParser(prog="python -m core.evaluation.tasks.translation")
+    p = argparse.ArgumentParser(prog="python -m embedsuite.evaluation.tasks.translation")
     sub = p.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("table", help="per-language Markdown table of a results.json")
     t.add_argument("results")
@@ -425,8 +425,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(markdown_table(records, args.encoder, [
             s.strip() for s in args.exclude.split(",") if s.strip()]))
         return 0
-    from core.encoders import get_encoder
-    from core.paths import data_dir
+    from embedsuite.encoders import get_encoder
+    from embedsuite.paths import data_dir
 
     folder = Path(args.data_dir) if args.data_dir else data_dir() / DATASET
     rows = calibrate_threshold(get_encoder(args.encoder), folder,

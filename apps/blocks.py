@@ -2,7 +2,7 @@
 
 ``build_demo()`` returns a ``gr.Blocks``; nothing launches at import.
 Tabs live in ``apps/tabs/`` and register themselves with
-:func:`apps.ui.register_tab`.
+:func:`embedsuite.app.ui.register_tab`.
 """
 
 from __future__ import annotations
@@ -13,15 +13,15 @@ import pkgutil
 
 import gradio as gr
 
-from apps.ui import TABS, AppContext, server_stats
-from core.encoders import DEFAULT_ENCODER
+from embedsuite.app.ui import TABS, AppContext, server_stats
+from embedsuite.encoders import DEFAULT_ENCODER
 
 __all__ = ["build_demo", "discover_tabs"]
 
 
 def discover_tabs() -> list[str]:
-    """Import every module of ``apps.tabs`` so that each registers its tab."""
-    import apps.tabs as pkg
+    """Import every module of ``embedsuite.app.tabs`` so that each registers its tab."""
+    import embedsuite.app.tabs as pkg
 
     for mod in pkgutil.iter_modules(pkg.__path__):
         if not mod.name.startswith("_"):
