@@ -39,7 +39,7 @@ ENCODERS = ["e5-small", "e5-small-int8"]
 
 def sst2(name: str, n_train: int) -> float:
     """SST-2 test accuracy of a linear head on ``name``'s vectors."""
-    from embedsuite.evaluation.tasks.sentiment import read_sst2
+    from embedsuite.data.sst2 import read_sst2
     from embedsuite.heads.sentiment import SentimentClassifier
 
     d = data_dir() / "sst2"
@@ -67,8 +67,9 @@ def tatoeba_margin(name: str) -> dict[str, float]:
 
 def xquad_en_f1(name: str, limit: int | None = None) -> float:
     """XQuAD-en F1 of the shipped QA head reading ``name``'s token vectors."""
-    from embedsuite.evaluation.tasks.qa import _read_xquad, squad_scores
+    from embedsuite.evaluation.tasks.qa import _read_xquad
     from embedsuite.heads.qa import ExtractiveQA
+    from embedsuite.metrics import squad_scores
 
     head = ExtractiveQA.load_default(get_encoder("e5-small"))
     head.encoder = get_encoder(name)  # deliberate: the same weights on the other vectors
@@ -110,7 +111,7 @@ def main() -> None:
     tb = res["tatoeba_margin"]["e5-small-int8"]["mean"]
     res["tatoeba_margin"]["delta_points"] = round(100 * (tb - ta), 2)
 
-    from embedsuite.evaluation.tasks.sentiment import read_sst2
+    from embedsuite.data.sst2 import read_sst2
 
     tx, _ = read_sst2(data_dir() / "sst2" / "sentiment-test.tsv")
     cos = np.sum(get_encoder("e5-small").encode(tx) * get_encoder("e5-small-int8").encode(tx),

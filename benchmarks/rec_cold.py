@@ -35,16 +35,15 @@ from embedsuite.evaluation.tasks.recommendation import (
     COLD_SHARE,
     K,
     Split,
-    _dcg,
     _history,
     _tfidf,
     _weights,
     load_movielens,
-    paired_bootstrap,
     simulate_cold,
     temporal_split,
 )
 from embedsuite.heads.recommend import ContentRecommender
+from embedsuite.metrics import ndcg_at_k, paired_bootstrap
 from embedsuite.paths import data_dir
 
 
@@ -61,8 +60,7 @@ def per_user(split: Split, score: Callable[[int], np.ndarray]
         order = np.argsort(-s, kind="stable")
         rank = np.empty(len(s), np.int64)
         rank[order] = np.arange(1, len(s) + 1)
-        hits = np.array([int(t) in cold for t in order[:K]], float)
-        out[u] = (_dcg(hits) / _dcg(np.ones(min(len(cold), K))), sorted(int(rank[i]) for i in cold))
+        out[u] = (ndcg_at_k(order[:K], cold, K), sorted(int(rank[i]) for i in cold))
     return out
 
 

@@ -17,8 +17,8 @@ import os
 import sys
 import time
 
+from embedsuite.data.sst2 import read_sst2
 from embedsuite.encoders import get_encoder
-from embedsuite.evaluation.tasks.sentiment import read_sst2
 from embedsuite.heads.sentiment import SentimentClassifier
 from embedsuite.paths import data_dir
 

@@ -228,13 +228,12 @@ def load_counterfactual(language: str = "en"
 
 def plot_effect_sizes(results: Mapping[str, Sequence[BiasResult]]) -> Any:
     """Grouped horizontal bars: effect size per test x language, one colour per encoder."""
-    from embedsuite.plotting import pyplot
-
-    plt = pyplot()
+    from embedsuite.plotting import new_figure
 
     encoders = list(results)
     keys = list(dict.fromkeys((r.test, r.language) for rs in results.values() for r in rs))
-    fig, ax = plt.subplots(figsize=(9, 0.32 * len(keys) * max(1, len(encoders)) + 1.5))
+    fig = new_figure(figsize=(9, 0.32 * len(keys) * max(1, len(encoders)) + 1.5))
+    ax = fig.subplots()
     height = 0.8 / max(1, len(encoders))
     for i, enc in enumerate(encoders):
         by_key = {(r.test, r.language): r for r in results[enc]}

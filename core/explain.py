@@ -107,20 +107,18 @@ def token_similarity(encoder: Encoder, a: str, b: str, role: Role = "query"
 def plot_token_map(ta: TokenEmbeddings, tb: TokenEmbeddings, sim: np.ndarray,
                    title: str = "token similarity") -> Any:
     """A heat map of :func:`token_similarity` with the tokens as tick labels."""
-    from embedsuite.plotting import pyplot
-
-    plt = pyplot()
+    from embedsuite.plotting import new_figure
 
     la = [ta.text[s:e] for s, e in ta.offsets]
     lb = [tb.text[s:e] for s, e in tb.offsets]
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.45 * len(lb) + 2), max(3.0, 0.35 * len(la) + 1.5)))
+    fig = new_figure(figsize=(max(4.0, 0.45 * len(lb) + 2), max(3.0, 0.35 * len(la) + 1.5)))
+    ax = fig.subplots()
     im = ax.imshow(sim, cmap="magma", aspect="auto")
     ax.set_xticks(range(len(lb)), lb, rotation=60, ha="right", fontsize=8)
     ax.set_yticks(range(len(la)), la, fontsize=8)
     fig.colorbar(im, ax=ax, fraction=0.04)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    plt.close(fig)
     return fig
 
 

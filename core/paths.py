@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["DataDirError", "cache_dir", "data_dir", "in_checkout"]
+__all__ = ["ASSETS_DIR", "DataDirError", "cache_dir", "data_dir", "in_checkout"]
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
+#: The package's shipped data: the default heads, demo catalogue, bias word lists.
+ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 
 
 class DataDirError(FileNotFoundError):

@@ -2,7 +2,10 @@
 
 Texts are split into lower-cased word tokens; each token gets a fixed random
 vector (seeded by its hash) and a sentence is the mean of its tokens, so texts
-that share words are similar. Token embeddings carry exact character offsets.
+that share words are similar. Like a real encoder, the vectors depend on the role
+(``query`` / ``passage``: the same text gets close but different vectors) and on the
+hidden layer asked for (each layer its own block), so a test catches a head that reads
+the wrong role or the wrong layers. Token embeddings carry exact character offsets.
 """
 
 from __future__ import annotations
@@ -43,15 +46,39 @@ class FakeEncoder(BaseEncoder):
         self.name = name
         self.has_token_embeddings = token_embeddings
         self.calls = 0  # texts actually computed (cache misses)
+        self.token_calls = 0  # texts given to encode_tokens (never cached)
 
     @property
     def fingerprint(self) -> str:
         return f"{self.name}:fake-{self.dim}"
 
-    def _vec(self, token: str, role: str = "") -> np.ndarray:
-        seed = int.from_bytes(hashlib.blake2b(token.lower().encode("utf-8", "surrogatepass"),
+    #: how far a role, and a layer, move a token's vector from its base vector
+    ROLE_SHIFT = 0.3
+    LAYER_SHIFT = 0.5
+
+    def _hashed(self, key: str) -> np.ndarray:
+        seed = int.from_bytes(hashlib.blake2b(key.encode("utf-8", "surrogatepass"),
                                               digest_size=8).digest(), "little")
         return np.random.default_rng(seed).standard_normal(self.dim).astype(np.float32)
+
+    def _vec(self, token: str, role: str = "", layer: int | None = None) -> np.ndarray:
+        """The token's vector: a base vector of the (lower-cased) token, moved by the role
+        and by the layer (``None``: the output layer, no layer shift)."""
+        tok = token.lower()
+        v = self._hashed(tok)
+        if role:
+            v = v + self.ROLE_SHIFT * self._hashed(f"{tok}\x00role:{role}")
+        if layer is not None:
+            v = v + self.LAYER_SHIFT * self._hashed(f"{tok}\x00layer:{layer}")
+        return v.astype(np.float32)
+
+    def _token_block(self, toks: Sequence[str], role: str,
+                     layers: Sequence[int] | None) -> np.ndarray:
+        """``(n, dim * len(layers))``: each asked layer's vectors, in the order asked."""
+        ids: list[int | None] = list(layers) if layers is not None else [None]
+        blocks = [np.array([self._vec(t, role, lay) for t in toks], np.float32)
+                  .reshape(-1, self.dim) for lay in ids]
+        return np.concatenate(blocks, axis=1)
 
     def tokenize(self, text: str) -> list[tuple[str, int, int]]:
         """(token, start, end) triples."""
@@ -63,9 +90,9 @@ class FakeEncoder(BaseEncoder):
         for i, t in enumerate(texts):
             toks = self.tokenize(t)[: self.max_seq_length]
             if toks:
-                out[i] = np.mean([self._vec(tok) for tok, _, _ in toks], axis=0)
+                out[i] = np.mean([self._vec(tok, role) for tok, _, _ in toks], axis=0)
             else:
-                out[i] = self._vec("<empty>")
+                out[i] = self._vec("<empty>", role)
         return out
 
     def encode_tokens(self, texts: str | Sequence[str], role: Role = "passage", *,
@@ -76,21 +103,18 @@ class FakeEncoder(BaseEncoder):
             return super().encode_tokens(texts, role)
         check_role(role)
         items, single = as_text_list(texts)
-        n_layers = len(layers) if layers is not None else 1
+        self.token_calls += len(items)
         out: list[TokenEmbeddings] = []
         for t in items:
             toks = self.tokenize(t)
             truncated = len(toks) > self.max_seq_length
             toks = toks[: self.max_seq_length]
-            vecs = np.array([self._vec(tok) for tok, _, _ in toks], np.float32)
-            vecs = vecs.reshape(-1, self.dim)
-            vecs = np.tile(vecs, (1, n_layers))
+            vecs = self._token_block([tok for tok, _, _ in toks], role, layers)
             pv = None
             if pair is not None:
                 ptxt = pair if isinstance(pair, str) else pair[len(out)]
-                pv = np.array([self._vec(tok) for tok, _, _ in self.tokenize(ptxt)],
-                              np.float32).reshape(-1, self.dim)
-                pv = np.tile(pv, (1, n_layers))
+                pv = self._token_block([tok for tok, _, _ in self.tokenize(ptxt)], pair_role,
+                                       layers)
             out.append(TokenEmbeddings(
                 text=t, vectors=vecs,
                 offsets=np.array([(s, e) for _, s, e in toks], np.int64).reshape(-1, 2),

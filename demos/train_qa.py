@@ -44,7 +44,7 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(1)
-    from embedsuite.heads.qa_train import train_qa
+    from embedsuite.heads.qa import train_qa
 
     head = train_qa(args.data, args.work_dir, out=args.out, log=print, **SETTINGS)
     info = head.training_info_ or {}

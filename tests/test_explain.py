@@ -47,7 +47,7 @@ def test_token_similarity_and_plot(fake_encoder: FakeEncoder) -> None:
 
 
 def test_closest_words(fake_encoder: FakeEncoder) -> None:
-    target = fake_encoder._vec("rocket")
+    target = fake_encoder._vec("rocket", "passage")  # the role closest_words reads
     out = closest_words(fake_encoder, "a rocket to the moon, fast!", target, top=2)
     assert out[0]["word"] == "rocket" and out[0]["score"] == pytest.approx(1.0, abs=1e-5)
     assert len(out) == 2 and all(w["word"].isalnum() for w in out)

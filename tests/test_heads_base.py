@@ -109,7 +109,7 @@ def test_load_head_of_kind_refuses_other_kinds(tmp_path: Path, fake_encoder: Fak
 
     class Demo:
         @classmethod
-        def _load(cls, config, tensors, encoder):  # type: ignore[no-untyped-def]
+        def _load(cls, config, tensors, encoder, *, folder):  # type: ignore[no-untyped-def]
             return (config["labels"], tensors["w"].shape, encoder)
 
     folder = _save(tmp_path / "head", fake_encoder)

@@ -139,18 +139,20 @@ def test_within_the_limit_results_and_errors_pass_through(monkeypatch: pytest.Mo
 
 
 def test_decode_upload_names_what_came_and_how_to_fix_it() -> None:
+    from embedsuite.data.uploads import decode_upload
+
     hints = {"binary_hint": "not a CSV: upload a UTF-8 CSV.", "utf8_hint": "; save it as UTF-8"}
-    assert ui.decode_upload("\ufeffcafé,東京".encode(), "a.csv", **hints) == "café,東京"
+    assert decode_upload("\ufeffcafé,東京".encode(), "a.csv", **hints) == "café,東京"
     with pytest.raises(ValueError, match=r"^a\.csv is not UTF-8 text \(it is UTF-16\); save it "
                                          r"as UTF-8$"):
-        ui.decode_upload("text,label\n".encode("utf-16"), "a.csv", **hints)
+        decode_upload("text,label\n".encode("utf-16"), "a.csv", **hints)
     with pytest.raises(ValueError, match=r"^a\.csv is not UTF-8 text \(it is UTF-32\)"):
-        ui.decode_upload("text,label\n".encode("utf-32"), "a.csv", **hints)
+        decode_upload("text,label\n".encode("utf-32"), "a.csv", **hints)
     with pytest.raises(ValueError, match=r"^a\.csv is a binary file, not a CSV: upload a UTF-8 "
                                          r"CSV\.$"):
-        ui.decode_upload(b"PK\x03\x04\x00\x00zip", "a.csv", **hints)
+        decode_upload(b"PK\x03\x04\x00\x00zip", "a.csv", **hints)
     with pytest.raises(ValueError, match=r"^a\.csv is not UTF-8 text; save it as UTF-8$"):
-        ui.decode_upload("café".encode("latin-1"), "a.csv", **hints)
+        decode_upload("café".encode("latin-1"), "a.csv", **hints)
 
 
 @pytest.mark.parametrize("read", [

@@ -128,6 +128,7 @@ def _free_port() -> int:
 
 @pytest.mark.slow
 @pytest.mark.integration
+@pytest.mark.browser  # starts the app (`embedsuite serve`)
 def test_wheel_installs_beside_a_core_package_and_works(e5, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     e5.model  # noqa: B018  (the child processes reuse this session's built model cache)
     dist = tmp_path / "dist"

@@ -8,17 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from embedsuite.data.squad import load_squad
 from embedsuite.errors import EncoderMismatchError, NotFittedError
-from embedsuite.evaluation.tasks.qa import (
-    best_sentence_answers,
-    exact_match_score,
-    f1_score,
-    normalize_answer,
-    split_sentences,
-    squad_scores,
+from embedsuite.evaluation.tasks.qa import best_sentence_answers, split_sentences
+from embedsuite.heads.qa import (
+    RESULT_KEYS,
+    ExtractiveQA,
+    best_spans,
+    char_span_to_tokens,
+    match_features,
 )
-from embedsuite.heads.qa import RESULT_KEYS, ExtractiveQA, best_spans, match_features
-from embedsuite.heads.qa_train import FeatureStore, char_span_to_tokens, load_squad
+from embedsuite.metrics import exact_match_score, f1_score, normalize_answer, squad_scores
 from embedsuite.testing import FakeEncoder
 
 NAMES = ["Anna", "Boris", "Chen", "Dalia", "Emil", "Fatima", "Goran", "Hana"]
@@ -105,22 +105,6 @@ def test_best_spans_respects_max_len_and_order() -> None:
     top = best_spans(st, en, 4, 3)
     assert [s for _, _, s in top] == sorted([s for _, _, s in top], reverse=True)
     assert all(i <= j < i + 4 for i, j, _ in top)
-
-
-def test_feature_store_is_resumable(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
-    texts = [f"text number {i} with words" for i in range(10)]
-    store = FeatureStore(tmp_path, fake_encoder, texts, "passage", layers=[1, 2], chunk=4)
-    assert store.missing() == [0, 1, 2]
-    first = store.build(show_progress=False).load()
-    assert len(first) == 10 and first[3][0].dtype == np.float16
-    assert first[3][0].shape == (5, 64) and first[3][1].shape == (5, 2)
-    (store.folder / "chunk-00001.npz").unlink()
-    again = FeatureStore(tmp_path, fake_encoder, texts, "passage", layers=[1, 2], chunk=4)
-    assert again.missing() == [1]
-    second = again.load()
-    for (a, oa), (b, ob) in zip(first, second, strict=True):
-        np.testing.assert_array_equal(a, b)
-        np.testing.assert_array_equal(oa, ob)
 
 
 def test_load_squad(tmp_path: Path) -> None:

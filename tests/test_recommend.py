@@ -211,10 +211,14 @@ def test_hybrid_uses_interactions_and_keeps_cold_items(fake_encoder):
 def test_save_load_round_trip(fake_encoder, tmp_path: Path):
     rec = ContentRecommender(fake_encoder, cf_weight=0.6).fit(CATALOGUE)
     rec.fit_interactions(["a", "a", "b", "b"], ["s1", "s2", "s1", "s3"], [5, 4, 5, 2])
-    rec.save(tmp_path / "rec")
+    assert rec.save(tmp_path / "rec") == tmp_path / "rec"
     assert (tmp_path / "rec" / "model.safetensors").is_file()
     cfg = json.loads((tmp_path / "rec" / "config.json").read_text())
-    assert cfg["head"] == "recommender" and cfg["item_ids"][0] == "s1"
+    assert cfg["head"] == "recommender" and cfg["head_version"] == 2
+    # the catalogue lives in digest-checked sidecars, not in config.json
+    assert "item_ids" not in cfg and "texts" not in cfg and "metadata" not in cfg
+    assert {"item_ids_bytes", "texts_bytes", "metadata_bytes"} <= set(cfg["sidecars"])
+    assert (tmp_path / "rec" / "item_ids_bytes.npy").is_file()
     back = ContentRecommender.load(tmp_path / "rec", encoder=fake_encoder)
     assert back.get_params() == rec.get_params()
     assert back.is_hybrid and back.item_ids_ == rec.item_ids_
@@ -295,15 +299,21 @@ def test_params_and_set_params(fake_encoder):
     assert rec.set_params(cf_weight=0.2) is rec and rec.cf_weight == 0.2
     with pytest.raises(ValueError, match="unknown parameter 'foo'"):
         rec.set_params(foo=1)
+    # set_params only stores (scikit-learn); the values are checked at fit and use time
+    rec.set_params(rating_center="median")
     with pytest.raises(ValueError, match="rating_center must be None, 'mean' or a number"):
-        rec.set_params(rating_center="median")
+        rec.fit(CATALOGUE)
     with pytest.raises(ValueError, match=r"cf_model must be one of \('ease', 'knn'\), got 'svd'"):
-        ContentRecommender(fake_encoder).set_params(cf_model="svd")
+        ContentRecommender(fake_encoder).set_params(cf_model="svd").fit(CATALOGUE)
+    fitted = ContentRecommender(fake_encoder).fit(CATALOGUE).set_params(rating_center="median")
+    with pytest.raises(ValueError, match="rating_center must be None, 'mean' or a number"):
+        fitted.recommend(["s1"])
 
 
 # ----------------------------------------------------------------- tab handlers
 def test_demo_catalogue_and_csv_reader(tmp_path: Path):
-    from embedsuite.app.tabs.recommend import demo_catalogue, read_catalogue_csv
+    from embedsuite.app.tabs.recommend import read_catalogue_csv
+    from embedsuite.data.catalogue import demo_catalogue
 
     items = demo_catalogue()
     assert len(items) >= 100
@@ -452,7 +462,7 @@ def test_evaluate_scores_reports_cold_ndcg_per_user():
 
 
 def test_paired_bootstrap_contract():
-    from embedsuite.evaluation.tasks.recommendation import paired_bootstrap
+    from embedsuite.metrics import paired_bootstrap
 
     a = {1: 0.5, 2: 0.2, 3: 0.0, 4: 1.0}
     b = {1: 0.1, 2: 0.2, 3: 0.3, 4: 0.0, 9: 1.0}  # user 9 is not in a: left out

@@ -18,7 +18,7 @@ KIDS_SPACE = {"b006", "f004"}  # the two "funny space adventure for kids" items
 
 @pytest.fixture(scope="module")
 def demo_head(e5):  # type: ignore[no-untyped-def]
-    from embedsuite.app.tabs.recommend import demo_catalogue
+    from embedsuite.data.catalogue import demo_catalogue
 
     return ContentRecommender(e5, rating_center=None).fit(demo_catalogue())
 

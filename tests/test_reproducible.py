@@ -27,6 +27,10 @@ def test_two_runs_give_the_same_numbers(e5: Any, data_dir: Path, tmp_path: Path)
     first = run_evaluation(["e5-small"], ["all"], tmp_path / "a", **kw)
     second = run_evaluation(["e5-small"], ["all"], tmp_path / "b", resume=False, **kw)
     a, b = _rounded(first), _rounded(second)
+    # each run trained its own QA head (checkpoints in its own work folder): the second
+    # did not resume the first run's finished training
+    for run in ("a", "b"):
+        assert list((tmp_path / run / "work" / "qa-train" / "train").glob("*/state.json")), run
     assert {k[1] for k in a} >= {"sentiment", "translation", "recommendation", "qa"}
     assert a == b
     saved = json.loads((tmp_path / "b" / "results.json").read_text())

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from embedsuite.encoders.token_store import TokenFeatureStore
 from embedsuite.errors import (
     EncoderMismatchError,
     HeadFormatError,
@@ -17,7 +18,6 @@ from embedsuite.errors import (
 )
 from embedsuite.heads import SentimentClassifier, load_head
 from embedsuite.heads.base import HEADS
-from embedsuite.heads.sentiment import TokenFeatureStore
 from embedsuite.testing import FakeEncoder
 
 POS = ["good great film", "great acting and a good story", "wonderful good movie",
@@ -180,7 +180,7 @@ def test_parse_csv_errors(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="No file uploaded"):
         parse_csv(None)
-    with pytest.raises(ValueError, match="file is empty"):
+    with pytest.raises(ValueError, match="data.csv is empty"):
         parse_csv(_csv(tmp_path, ""))
     with pytest.raises(ValueError, match="needs the columns 'text' and 'label'"):
         parse_csv(_csv(tmp_path, "sentence,sentiment\ngood,pos\nbad,neg\n"))
@@ -264,3 +264,21 @@ def test_task_records(fake_encoder: FakeEncoder, tmp_path: Path) -> None:
     assert ("sst2-2shot", "accuracy_mean") in got and ("sst2-2shot", "accuracy_std") in got
     assert all(0.0 <= r["value"] <= 1.0 for r in recs)
     assert task.main_metric in got
+
+
+def test_the_cli_reader_has_no_app_limits_and_the_app_names_the_cli(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command line reads any size (it used to inherit the app's 20,000-row limit and be
+    told to use itself); the app refuses with the command that takes the file."""
+    from embedsuite.app.tabs import sentiment as tab
+    from embedsuite.data.tables import read_labelled
+
+    n = tab.MAX_TRAIN_ROWS + 5
+    body = "text,label\n" + "".join(f"review number {i},{'pos' if i % 2 else 'neg'}\n"
+                                    for i in range(n))
+    path = _csv(tmp_path, body)
+    texts, labels = read_labelled(path)
+    assert len(texts) == n and set(labels) == {"pos", "neg"}
+    with pytest.raises(ValueError, match=r"the app takes at most 20,000\. .*command line: "
+                                         r"embedsuite train-sentiment FILE\.csv OUT_DIR"):
+        tab.parse_csv(path)

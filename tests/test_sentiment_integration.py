@@ -56,7 +56,7 @@ def test_default_head_zero_shot_languages(default_head: SentimentClassifier, lan
 @pytest.mark.data
 def test_default_head_on_sst2_test_sample(default_head: SentimentClassifier,
                                           data_dir: Path) -> None:
-    from embedsuite.evaluation.tasks.sentiment import read_sst2
+    from embedsuite.data.sst2 import read_sst2
 
     x, y = read_sst2(data_dir / "sst2" / "sentiment-test.tsv", limit=120, seed=1)
     assert default_head.score(x, y) >= 0.8
@@ -64,7 +64,8 @@ def test_default_head_on_sst2_test_sample(default_head: SentimentClassifier,
 
 @pytest.mark.data
 def test_linear_eight_shot_beats_chance(e5, data_dir: Path) -> None:  # type: ignore[no-untyped-def]
-    from embedsuite.evaluation.tasks.sentiment import read_sst2, sample_k_shot
+    from embedsuite.data.sst2 import read_sst2
+    from embedsuite.evaluation.tasks.sentiment import sample_k_shot
 
     tx, ty = read_sst2(data_dir / "sst2" / "sentiment-train.tsv", limit=3000, seed=0,
                        unique=True)

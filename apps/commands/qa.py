@@ -19,7 +19,7 @@ def cmd_train_qa(args: argparse.Namespace) -> int:
     import torch
 
     from embedsuite.encoders import get_encoder
-    from embedsuite.heads.qa_train import train_qa
+    from embedsuite.heads.qa import train_qa
 
     if args.threads:
         torch.set_num_threads(args.threads)

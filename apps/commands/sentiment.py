@@ -12,31 +12,12 @@ from typing import Any, cast
 logger = logging.getLogger("embedsuite")
 
 
-def _read_labelled(path: Path, limit: int | None, seed: int) -> tuple[list[str], list[str]]:
-    """A ``text,label`` CSV (with header) or a ``text<TAB>label`` TSV (SST-2 style)."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found; expected a CSV with the columns text,label "
-                                f"or a TSV 'text<TAB>label' file")
-    if path.suffix.lower() in (".tsv", ".txt"):
-        from embedsuite.evaluation.tasks.sentiment import read_sst2
-
-        return read_sst2(path, limit, seed, unique=True)
-    import numpy as np
-
-    from embedsuite.app.tabs.sentiment import parse_csv
-
-    texts, labels, _ = parse_csv(path)
-    if limit is not None and limit < len(texts):
-        idx = np.sort(np.random.default_rng(seed).permutation(len(texts))[:limit])
-        texts, labels = [texts[i] for i in idx], [labels[i] for i in idx]
-    return texts, labels
-
-
 def cmd_train(args: argparse.Namespace) -> int:
+    from embedsuite.data.tables import read_labelled
     from embedsuite.encoders import get_encoder
     from embedsuite.heads.sentiment import SentimentClassifier
 
-    texts, labels = _read_labelled(Path(args.data), args.limit, args.seed)
+    texts, labels = read_labelled(Path(args.data), args.limit, args.seed)
     enc = get_encoder(args.encoder)
     head = SentimentClassifier(enc, kind=args.kind, epochs=args.epochs, random_state=args.seed,
                                show_progress=not args.quiet)
@@ -45,7 +26,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     info: dict[str, Any] = {"saved": args.out, "kind": head.head_kind, "n_train": len(texts),
                             "classes": head.classes_}
     if args.test:
-        tx, ty = _read_labelled(Path(args.test), None, args.seed)
+        tx, ty = read_labelled(Path(args.test), None, args.seed)
         info["test_accuracy"] = round(head.score(tx, ty), 4)
         info["n_test"] = len(tx)
     sys.stdout.write(json.dumps(info, indent=2) + "\n")

@@ -58,17 +58,15 @@ def nearest_summary(lines: list[str], rows: list[list[Any]]) -> str:
 
 def similarity(encoder: BaseEncoder, text: str, role: str) -> tuple[Any, list[list[Any]]]:
     """Cosine similarity matrix of the lines of ``text`` as a heat map and a table."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from embedsuite.plotting import new_figure
 
     lines = split_lines(text)
     vecs = encoder.encode(lines, role=check_role(role))
     sim = vecs @ vecs.T
     labels = [ln if len(ln) <= 28 else ln[:27] + "…" for ln in lines]
     size = max(4.0, 1.5 + 0.7 * len(lines))
-    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    fig = new_figure(figsize=(size + 1.5, size))
+    ax = fig.subplots()
     im = ax.imshow(sim, cmap="viridis", vmin=float(sim.min()), vmax=1.0)
     ax.set_xticks(range(len(lines)), labels, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(len(lines)), labels, fontsize=8)
@@ -80,7 +78,6 @@ def similarity(encoder: BaseEncoder, text: str, role: str) -> tuple[Any, list[li
     ax.set_title(f"cosine similarity ({encoder.name}, role={role})", fontsize=9)
     fig.tight_layout()
     rows = [[lines[i], *[round(float(x), 3) for x in sim[i]]] for i in range(len(lines))]
-    plt.close(fig)
     return fig, rows
 
 

@@ -64,10 +64,7 @@ def parse_labelled(text: str) -> tuple[list[str], list[str]]:
 
 def text_map(encoder: BaseEncoder, text: str) -> Any:
     """A PCA map (2-D) of labelled texts, coloured by label."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from embedsuite.plotting import new_figure
 
     labels, texts = parse_labelled(text)
     if len(texts) < 3:
@@ -76,7 +73,8 @@ def text_map(encoder: BaseEncoder, text: str) -> Any:
     xc = x - x.mean(axis=0)
     _, _, vt = np.linalg.svd(xc, full_matrices=False)
     xy = xc @ vt[:2].T
-    fig, ax = plt.subplots(figsize=(8, 6))
+    fig = new_figure(figsize=(8, 6))
+    ax = fig.subplots()
     for lab in dict.fromkeys(labels):
         idx = [i for i, lb in enumerate(labels) if lb == lab]
         ax.scatter(xy[idx, 0], xy[idx, 1], label=lab, s=40)
@@ -87,7 +85,6 @@ def text_map(encoder: BaseEncoder, text: str) -> Any:
                  fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    plt.close(fig)
     return fig
 
 

@@ -14,10 +14,10 @@ from embedsuite.app.ui import (
     MAX_TEXT_CHARS,
     MAX_UPLOAD_BYTES,
     AppContext,
-    decode_upload,
     register_tab,
     ui_errors,
 )
+from embedsuite.data.uploads import decode_upload
 from embedsuite.validation import check_text
 
 #: longest document the tab reads (only the best windows are read per question)
@@ -153,10 +153,7 @@ def answer_question(head: Any, document: str | None, question: str | None, top_k
 
 def plot_span_scores(head: Any, document: str | None, question: str | None) -> Any:
     """Start / end scores over the tokens of the window holding the best answer."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from embedsuite.plotting import new_figure
 
     doc, q = _check_inputs(document, question)
     windows = head.token_scores(q, doc)
@@ -165,7 +162,8 @@ def plot_span_scores(head: Any, document: str | None, question: str | None) -> A
     i, j = int(st.argmax()), int(en.argmax())
     labels = [doc[a:b] for a, b in offs]
     width = max(8.0, min(0.28 * len(labels), 40.0))
-    fig, ax = plt.subplots(figsize=(width, 3.6))
+    fig = new_figure(figsize=(width, 3.6))
+    ax = fig.subplots()
     x = np.arange(len(labels))
     ax.plot(x, st, label="start score", color="tab:green")
     ax.plot(x, en, label="end score", color="tab:red")
@@ -177,7 +175,6 @@ def plot_span_scores(head: Any, document: str | None, question: str | None) -> A
     ax.set_title(f"Start / end scores over window {best['window'] + 1}", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    plt.close(fig)
     return fig
 
 

@@ -1,6 +1,6 @@
 """The "Recommend" tab: likes / dislikes or a free-text wish -> picks, with reasons and a map.
 
-The project's own demo catalogue (``core/assets/demo_catalogue.csv``: books,
+The project's own demo catalogue (``embedsuite.data.catalogue``, books,
 films, courses, podcasts and games) is loaded by default; a CSV with the columns
 ``id,title,description`` (extra columns are kept as metadata) can be uploaded.
 Handlers are module-level functions that take the head and return plain data.
@@ -8,11 +8,8 @@ Handlers are module-level functions that take the head and return plain data.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import os
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -23,85 +20,30 @@ from embedsuite.app.ui import (
     MAX_TEXT_CHARS,
     MAX_UPLOAD_BYTES,
     AppContext,
-    decode_upload,
     register_tab,
     ui_errors,
 )
+from embedsuite.data.catalogue import demo_catalogue
+from embedsuite.data.catalogue import read_catalogue_csv as _read_catalogue
 from embedsuite.encoders.base import Encoder
 from embedsuite.explain import closest_words
 from embedsuite.heads.recommend import ContentRecommender
 
-#: The demo catalogue shipped inside the package (works from a checkout and from a wheel).
-DEMO_CATALOGUE = Path(str(resources.files("embedsuite") / "assets" / "demo_catalogue.csv"))
 #: Uploaded catalogues are embedded in the app; larger ones belong in the Python API / CLI.
 MAX_CATALOGUE_ITEMS = 5_000
 RESULT_HEADERS = ["rank", "id", "title", "kind", "score", "because", "words close to your taste"]
-REQUIRED_COLUMNS = ("id", "title", "description")
 
 
 def read_catalogue_csv(source: str | os.PathLike[str] | bytes) -> list[dict[str, Any]]:
-    """Parse a catalogue CSV (header ``id,title,description[,more...]``) into items.
+    """An uploaded catalogue CSV within the app's limits (bytes, items, text per item).
 
     Raises:
-        ValueError: Too big, not UTF-8, missing columns, empty or duplicate ids, no rows.
+        ValueError: What :func:`embedsuite.data.catalogue.read_catalogue_csv` refuses.
     """
-    if isinstance(source, bytes):
-        raw = source
-        name = "the uploaded file"
-    else:
-        p = Path(source)
-        name = p.name
-        if p.stat().st_size > MAX_UPLOAD_BYTES:
-            raise ValueError(f"{name} has {p.stat().st_size:,} bytes; the app takes catalogues "
-                             f"up to {MAX_UPLOAD_BYTES:,} bytes. Use the Python API for more.")
-        raw = p.read_bytes()
-    if len(raw) > MAX_UPLOAD_BYTES:
-        raise ValueError(f"{name} has {len(raw):,} bytes; the app takes catalogues up to "
-                         f"{MAX_UPLOAD_BYTES:,} bytes. Use the Python API for more.")
-    text = decode_upload(raw, name, binary_hint="not a CSV: upload a UTF-8 text file with the "
-                                                "header 'id,title,description'",
-                         utf8_hint="; save the CSV as UTF-8")
-    reader = csv.DictReader(io.StringIO(text))
-    cols = [c.strip().lower() for c in (reader.fieldnames or [])]
-    missing = [c for c in REQUIRED_COLUMNS if c not in cols]
-    if missing:
-        raise ValueError(f"{name} lacks the column(s) {missing}; expected a header line "
-                         f"'id,title,description' (got {cols or 'no header'})")
-    reader.fieldnames = cols
-    items: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    for line, row in enumerate(reader, start=2):
-        iid = (row.get("id") or "").strip()
-        title = (row.get("title") or "").strip()
-        desc = (row.get("description") or "").strip()
-        if not iid and not title and not desc:
-            continue
-        if not iid:
-            raise ValueError(f"{name} line {line}: empty id; every row needs an id")
-        if iid in seen:
-            raise ValueError(f"{name} line {line}: duplicate id {iid!r}; ids must be unique")
-        if not title and not desc:
-            raise ValueError(f"{name} line {line} (id {iid!r}): no title and no description")
-        if len(title) + len(desc) > MAX_TEXT_CHARS:
-            raise ValueError(f"{name} line {line} (id {iid!r}) has over {MAX_TEXT_CHARS:,} "
-                             f"characters of text; shorten the description")
-        seen.add(iid)
-        item: dict[str, Any] = {"id": iid, "title": title, "description": desc}
-        item.update({k: (v or "").strip() for k, v in row.items()
-                     if k and k not in REQUIRED_COLUMNS and isinstance(v, str)})
-        items.append(item)
-        if len(items) > MAX_CATALOGUE_ITEMS:
-            raise ValueError(f"{name} has more than {MAX_CATALOGUE_ITEMS:,} items; the app "
-                             f"embeds at most that many. Use ContentRecommender in Python "
-                             f"for larger catalogues.")
-    if len(items) < 2:
-        raise ValueError(f"{name} has {len(items)} item(s); a catalogue needs at least 2 rows")
-    return items
-
-
-def demo_catalogue() -> list[dict[str, Any]]:
-    """The project's own demo catalogue (110 items)."""
-    return read_catalogue_csv(DEMO_CATALOGUE)
+    return _read_catalogue(source, max_bytes=MAX_UPLOAD_BYTES, max_items=MAX_CATALOGUE_ITEMS,
+                           max_text_chars=MAX_TEXT_CHARS, taker="the app",
+                           limit_hint=" Use the Python API (ContentRecommender) for larger "
+                                      "catalogues.")
 
 
 def fit_catalogue(encoder: Encoder, items: list[dict[str, Any]]) -> ContentRecommender:
@@ -141,11 +83,11 @@ def taste_words(head: ContentRecommender, item_ids: list[str], profile: np.ndarr
     with it (see :func:`embedsuite.explain.closest_words`). Encoders without token
     embeddings give empty strings.
     """
-    if profile is None or not head._encoder().has_token_embeddings or not item_ids:
+    if profile is None or not head.active_encoder.has_token_embeddings or not item_ids:
         return ["" for _ in item_ids]
     out = []
     for iid in item_ids:
-        words = closest_words(head._encoder(), head.texts_[head.index_[iid]], profile, top=top)
+        words = closest_words(head.active_encoder, head.texts_[head.index_[iid]], profile, top=top)
         out.append(", ".join(w["word"] for w in words))
     return out
 
@@ -209,7 +151,7 @@ def recommend_from_text(head: ContentRecommender, wish: str, k: int = 8,
                          f"{MAX_TEXT_CHARS:,}.")
     res: list[dict[str, Any]] = head.recommend_for_text(  # type: ignore[assignment]
         wish, k=int(k), mmr_lambda=1.0 - float(diversity))
-    wish_vec = head._encoder().encode(wish, role="query")
+    wish_vec = head.active_encoder.encode(wish, role="query")
     return _rows(head, res, wish_vec), [r["item_id"] for r in res]
 
 
@@ -225,16 +167,16 @@ def similar_to(head: ContentRecommender, item_id: str | None, k: int = 8,
 def catalogue_map(head: ContentRecommender, picks: list[str], liked: list[str] | None = None,
                   disliked: list[str] | None = None, title: str = "") -> Any:
     """2-D PCA map of the catalogue: picks, liked and disliked items highlighted."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from embedsuite.plotting import new_figure
 
     xy = _map_coords(head)
-    fig, ax = plt.subplots(figsize=(7.5, 5.5))
+    fig = new_figure(figsize=(7.5, 5.5))
+    import matplotlib  # installed: new_figure raised otherwise
+
+    ax = fig.subplots()
     kinds = [str(m.get("kind", "item")) for m in head.metadata_]
     uniq = sorted(set(kinds))
-    cmap = plt.get_cmap("tab10")
+    cmap = matplotlib.colormaps["tab10"]
     small = len(xy) <= 300
     for c, kind in enumerate(uniq):
         sel = np.array([k == kind for k in kinds])
@@ -257,7 +199,6 @@ def catalogue_map(head: ContentRecommender, picks: list[str], liked: list[str] |
     ax.set_yticks([])
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
-    plt.close(fig)
     return fig
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import shutil
 import tempfile
@@ -18,10 +16,10 @@ from embedsuite.app.ui import (
     MAX_BATCH,
     MAX_UPLOAD_BYTES,
     AppContext,
-    decode_upload,
     register_tab,
     ui_errors,
 )
+from embedsuite.data.tables import read_labelled_csv
 from embedsuite.encoders.base import Encoder
 from embedsuite.explain import occlusion
 from embedsuite.heads.sentiment import SentimentClassifier, load_default
@@ -45,6 +43,8 @@ MAX_TRAIN_ROWS = 20_000
 MAX_ATTENTION_ROWS = 5_000
 #: Fewest rows per class for a held-out split.
 MIN_PER_CLASS = 2
+_LIMIT_HINT = (" The app's limits keep the page responsive; train on larger files with the "
+               "command line: embedsuite train-sentiment FILE.csv OUT_DIR")
 
 
 def classify(head: SentimentClassifier, text: str) -> tuple[list[list[Any]], Any]:
@@ -79,77 +79,21 @@ def plot_probabilities(texts: list[str], proba: np.ndarray, classes: list[str]) 
 
 
 def parse_csv(path: str | Path | None) -> tuple[list[str], list[str], int]:
-    """Read an uploaded ``text,label`` CSV.
+    """Read an uploaded ``text,label`` CSV within the app's limits (bytes, rows, at least
+    two examples per class: one to train, one to test).
 
     Returns:
         Texts, labels, and the number of rows skipped (empty text or label).
 
     Raises:
-        ValueError: No file, too large, binary / not UTF-8, no ``text`` and ``label``
-            columns, no usable rows, too many rows, one class only, or a class with
-            fewer than two examples.
+        ValueError: What :func:`~embedsuite.data.tables.read_labelled_csv` refuses.
     """
     if path is None or not str(path).strip():
-        raise ValueError("No file uploaded: upload a CSV file with the columns 'text' and 'label'.")
-    p = Path(path)
-    if not p.is_file():
-        raise ValueError(f"The upload {p.name} could not be read; upload it again.")
-    size = p.stat().st_size
-    if size == 0:
-        raise ValueError("The uploaded file is empty: it needs a header 'text,label' and one "
-                         "labelled example per row.")
-    if size > MAX_UPLOAD_BYTES:
-        raise ValueError(f"The file has {size / 1e6:.1f} MB; the app takes at most "
-                         f"{MAX_UPLOAD_BYTES / 1e6:.0f} MB. Train larger sets with the CLI "
-                         f"(`embedsuite train-sentiment`).")
-    content = decode_upload(
-        p.read_bytes(), p.name,
-        binary_hint="not a CSV: upload a UTF-8 text file with the columns 'text' and 'label'.",
-        utf8_hint=": save it as a UTF-8 CSV with the columns 'text' and 'label'.")
-    try:
-        dialect: Any = csv.Sniffer().sniff(content[:8192], delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    reader = csv.reader(io.StringIO(content), dialect)
-    try:
-        header = next(reader, None)
-        if header is None:
-            raise ValueError("The uploaded file is empty: it needs a header 'text,label' and "
-                             "one labelled example per row.")
-        cols = [h.strip().lower() for h in header]
-        if "text" not in cols or "label" not in cols:
-            raise ValueError(
-                f"The CSV needs the columns 'text' and 'label' in its header row; found "
-                f"{', '.join(repr(h) for h in header[:8]) or 'none'}. Example:\n"
-                f"text,label\n\"A wonderful film\",positive\n\"Dull and too long\",negative"
-            )
-        ti, li = cols.index("text"), cols.index("label")
-        texts: list[str] = []
-        labels: list[str] = []
-        skipped = 0
-        for row in reader:
-            if len(row) <= max(ti, li) or not row[ti].strip() or not row[li].strip():
-                skipped += int(any(c.strip() for c in row))
-                continue
-            texts.append(row[ti].strip())
-            labels.append(row[li].strip())
-    except csv.Error as exc:
-        raise ValueError(f"{p.name} is not a valid CSV ({exc}); expected the columns "
-                         f"'text' and 'label'.") from None
-    if not texts:
-        raise ValueError("The CSV has a header but no row with both a text and a label.")
-    if len(texts) > MAX_TRAIN_ROWS:
-        raise ValueError(f"The CSV has {len(texts):,} rows; the app trains on at most "
-                         f"{MAX_TRAIN_ROWS:,}. Use `embedsuite train-sentiment` for more.")
-    counts = {c: labels.count(c) for c in sorted(set(labels))}
-    if len(counts) < 2:
-        raise ValueError(f"The CSV has only one class ({next(iter(counts))!r}); a classifier "
-                         f"needs examples of at least two labels.")
-    few = {c: n for c, n in counts.items() if n < MIN_PER_CLASS}
-    if few:
-        raise ValueError(f"Each label needs at least {MIN_PER_CLASS} examples (one to train, "
-                         f"one to test); too few for: {few}.")
-    return texts, labels, skipped
+        raise ValueError("No file uploaded: upload a CSV file with the columns 'text' and "
+                         "'label'.")
+    return read_labelled_csv(path, max_bytes=MAX_UPLOAD_BYTES, max_rows=MAX_TRAIN_ROWS,
+                             min_per_class=MIN_PER_CLASS, limit_hint=_LIMIT_HINT,
+                             taker="the app")
 
 
 def _split(labels: list[str], test_fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -166,13 +110,11 @@ def _split(labels: list[str], test_fraction: float, seed: int) -> tuple[list[int
 
 def plot_confusion(matrix: np.ndarray, classes: list[str]) -> Any:
     """A confusion matrix (rows: true label, columns: predicted) as a heat map."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from embedsuite.plotting import new_figure
 
     k = len(classes)
-    fig, ax = plt.subplots(figsize=(2.0 + 0.8 * k, 1.6 + 0.7 * k))
+    fig = new_figure(figsize=(2.0 + 0.8 * k, 1.6 + 0.7 * k))
+    ax = fig.subplots()
     ax.imshow(matrix, cmap="Blues")
     names = [_short(c, 16) for c in classes]
     ax.set_xticks(range(k), names, rotation=30, ha="right", fontsize=8)
@@ -186,7 +128,6 @@ def plot_confusion(matrix: np.ndarray, classes: list[str]) -> Any:
                     color="white" if matrix[i, j] > top / 2 else "black")
     ax.set_title("held-out confusion matrix", fontsize=9)
     fig.tight_layout()
-    plt.close(fig)
     return fig
 
 

@@ -118,13 +118,13 @@ def _short(text: str, n: int = 24) -> str:
 
 
 def _heatmap(mat: np.ndarray, pairs: list[dict[str, Any]], title: str) -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from embedsuite.plotting import new_figure
 
     n, m = mat.shape
-    fig, ax = plt.subplots(figsize=(min(2.0 + 0.45 * m, 14), min(1.6 + 0.4 * n, 12)))
+    fig = new_figure(figsize=(min(2.0 + 0.45 * m, 14), min(1.6 + 0.4 * n, 12)))
+    from matplotlib.patches import Rectangle  # installed: new_figure raised otherwise
+
+    ax = fig.subplots()
     lo, hi = np.percentile(mat, [2, 100]) if mat.size else (0.0, 1.0)
     im = ax.imshow(mat, cmap="viridis", aspect="auto", vmin=float(lo), vmax=float(hi))
     # axis labels are line numbers: the sentences (any script, emoji) are in the table,
@@ -134,12 +134,11 @@ def _heatmap(mat: np.ndarray, pairs: list[dict[str, Any]], title: str) -> Any:
     ax.set_xlabel("target line")
     ax.set_ylabel("source line")
     for p in pairs:
-        ax.add_patch(plt.Rectangle((p["target_index"] - 0.5, p["source_index"] - 0.5), 1, 1,
-                                   fill=False, edgecolor="red", linewidth=1.5))
+        ax.add_patch(Rectangle((p["target_index"] - 0.5, p["source_index"] - 0.5), 1, 1,
+                               fill=False, edgecolor="red", linewidth=1.5))
     fig.colorbar(im, ax=ax, fraction=0.046)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    plt.close(fig)
     return fig
 
 

@@ -31,7 +31,7 @@ from embedsuite.atomic import atomic_write_text
 from embedsuite.encoders import get_encoder
 from embedsuite.encoders.base import Encoder
 from embedsuite.paths import data_dir as default_data_dir
-from embedsuite.plotting import MissingExtraError
+from embedsuite.plotting import MissingExtraError, new_figure
 from embedsuite.registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -359,11 +359,6 @@ def plot_results(path: Path, records: list[dict[str, Any]], tasks: Sequence[Task
     under the mteb protocol) gets a bar chart of ``value`` per language (records whose
     dataset is ``dataset_prefix + <lang>``).
     """
-    from embedsuite.plotting import pyplot
-
-    plt = pyplot()
-    import matplotlib
-
     encoders, grid = _main_values(records, tasks, protocol)
 
     def lang_metric(t: Task) -> tuple[str, str] | None:
@@ -373,8 +368,10 @@ def plot_results(path: Path, records: list[dict[str, Any]], tasks: Sequence[Task
 
     lang_tasks = [t for t in tasks if lang_metric(t)]
     n_rows = 1 + len(lang_tasks)
-    fig = plt.figure(figsize=(max(8.0, 1.6 * len(tasks) + 3), 2.0 + 0.5 * len(encoders)
-                              + 3.2 * len(lang_tasks)))
+    fig = new_figure(figsize=(max(8.0, 1.6 * len(tasks) + 3),
+                              2.0 + 0.5 * len(encoders) + 3.2 * len(lang_tasks)))
+    import matplotlib  # present: new_figure raised MissingExtraError otherwise
+
     heights = [max(2.0, 0.5 * len(encoders) + 1)] + [3.0] * len(lang_tasks)
     gs = fig.add_gridspec(n_rows, 1, height_ratios=heights)
     ax = fig.add_subplot(gs[0])
@@ -427,4 +424,3 @@ def plot_results(path: Path, records: list[dict[str, Any]], tasks: Sequence[Task
         axb.legend(fontsize=7, ncol=min(4, len(per)))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)

@@ -9,12 +9,13 @@ names are imported lazily so that importing one head never loads the others.
 from __future__ import annotations
 
 import importlib
-import pkgutil
 from typing import Any
 
 from embedsuite.heads.base import (
     HEADS,
+    BaseHead,
     check_fitted,
+    discover_heads,
     load_head,
     read_head_folder,
     write_head_folder,
@@ -22,6 +23,7 @@ from embedsuite.heads.base import (
 
 __all__ = [
     "HEADS",
+    "BaseHead",
     "ContentRecommender",
     "ExtractiveQA",
     "SentimentClassifier",
@@ -39,14 +41,6 @@ _LAZY = {
     "ContentRecommender": "embedsuite.heads.recommend",
     "ExtractiveQA": "embedsuite.heads.qa",
 }
-
-
-def discover_heads() -> list[str]:
-    """Import every head module of this package so that all kinds are registered."""
-    for mod in pkgutil.iter_modules(__path__):
-        if mod.name != "base" and not mod.name.startswith("_"):
-            importlib.import_module(f"{__name__}.{mod.name}")
-    return HEADS.names()
 
 
 def __getattr__(name: str) -> Any:

@@ -67,14 +67,16 @@ def app_url(tmp_path_factory: pytest.TempPathFactory, e5) -> Iterator[str]:  # t
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
+    from tests.conftest import skip_or_fail
+
     exe = shutil.which("chromium")
     if exe is None:
-        pytest.skip("Debian's chromium is not installed (the test command installs it as root: "
-                    "apt-get install chromium)")
+        skip_or_fail("Debian's chromium is not installed (the test command installs it as "
+                     "root: apt-get install chromium)")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.skip("playwright for Python is not installed (pip install playwright)")
+        skip_or_fail("playwright for Python is not installed (pip install playwright)")
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=exe, args=CHROMIUM_FLAGS)
         yield b

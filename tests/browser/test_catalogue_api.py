@@ -22,7 +22,7 @@ import pytest
 
 from embedsuite.app.ui import MAX_BATCH, MAX_TEXT_CHARS
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.browser, pytest.mark.integration]  # starts the app
 
 MB_TEXT = "word " * 200_000
 TOO_MANY = "\n".join(f"text number {i}" for i in range(MAX_BATCH + 1))

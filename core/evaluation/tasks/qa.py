@@ -2,21 +2,23 @@
 
 The shipped span head (trained on English SQuAD only, see ``docs/qa.md``) answers
 each question of ``xquad/xquad.<lang>.json``; answers are scored like the official
-``evaluate-v1.1.py``: both sides normalised (lower-case, punctuation removed, the
-articles a/an/the removed, white space collapsed), exact match and token F1, each
-the max over the gold answers, averaged over questions. The same run scores a
-baseline that answers with the context sentence most similar to the question
-(shared encoder: question as ``query``, sentences as ``passage``); its records
-carry the encoder name ``baseline:best-sentence``.
+``evaluate-v1.1.py`` (:func:`embedsuite.metrics.squad_scores`): both sides normalised
+(lower-case, punctuation removed, the articles a/an/the removed, white space collapsed),
+exact match and token F1, each the max over the gold answers, averaged over questions.
+The same run scores a baseline that answers with the context sentence most similar to
+the question (shared encoder: question as ``query``, sentences as ``passage``); its
+records carry the encoder name ``baseline:best-sentence``.
 
 The span head is TRAINED FOR EACH ENCODER inside the run on a fixed budget, so the
 encoders x tasks table compares encoders, not training runs: the first
 ``train_questions`` (default 3,000) questions of ``squad/dev-v1.1-without-xquad.json``
 (10 % of their articles held out for epoch selection and calibration), ``epochs``
 (default 2), ``d_model=128``, one transformer layer, ``lr=2.5e-3``, seed ``ctx.seed``.
-Token features are cached under the embedsuite cache (``qa-work/``), keyed by the
-encoder's fingerprint, so a rerun only trains. The shipped head (full budget, e5-small
-only) is scored instead with ``--option qa.head=shipped`` (or a saved head folder).
+Token features are cached under the embedsuite cache (``qa-work/features``), keyed
+by the encoder's fingerprint, so a new run only trains; its checkpoints live in the
+run's work folder, so an interrupted run resumes and a new run trains anew. The shipped
+head (full budget, e5-small only) is scored instead with ``--option qa.head=shipped``
+(or a saved head folder).
 
 Options (``ctx.options``, each also as ``qa.<name>``): ``langs`` (default all five),
 ``head`` (``shipped`` or a saved head folder; default: train on the budget),
@@ -33,8 +35,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import string
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ import numpy as np
 
 from embedsuite.encoders.base import Encoder
 from embedsuite.evaluation.harness import TASKS, TaskContext, make_record
+from embedsuite.metrics import squad_scores
 
 logger = logging.getLogger(__name__)
 
@@ -50,12 +51,7 @@ __all__ = [
     "BASELINE_NAME",
     "QATask",
     "best_sentence_answers",
-    "exact_match_score",
-    "f1_score",
-    "metric_max_over_ground_truths",
-    "normalize_answer",
     "split_sentences",
-    "squad_scores",
 ]
 
 LANGS = ("en", "de", "zh", "ar", "ru")
@@ -64,60 +60,6 @@ BASELINE_NAME = "baseline:best-sentence"
 TRAIN_BUDGET: dict[str, Any] = {"train_questions": 3000, "epochs": 2, "d_model": 128,
                                 "n_layers": 1, "lr": 2.5e-3}
 TRAIN_FILE = ("squad", "dev-v1.1-without-xquad.json")
-
-
-# -- official SQuAD v1.1 scoring (evaluate-v1.1.py) ------------------------------------------
-def normalize_answer(s: str) -> str:
-    """Lower text and remove punctuation, articles and extra whitespace."""
-
-    def remove_articles(text: str) -> str:
-        return re.sub(r"\b(a|an|the)\b", " ", text)
-
-    def white_space_fix(text: str) -> str:
-        return " ".join(text.split())
-
-    def remove_punc(text: str) -> str:
-        exclude = set(string.punctuation)
-        return "".join(ch for ch in text if ch not in exclude)
-
-    return white_space_fix(remove_articles(remove_punc(s.lower())))
-
-
-def f1_score(prediction: str, ground_truth: str) -> float:
-    """Token-overlap F1 of normalised answers."""
-    pred = normalize_answer(prediction).split()
-    gold = normalize_answer(ground_truth).split()
-    common = Counter(pred) & Counter(gold)
-    num_same = sum(common.values())
-    if num_same == 0:
-        return 0.0
-    precision = num_same / len(pred)
-    recall = num_same / len(gold)
-    return (2 * precision * recall) / (precision + recall)
-
-
-def exact_match_score(prediction: str, ground_truth: str) -> float:
-    """1.0 when the normalised answers are equal."""
-    return float(normalize_answer(prediction) == normalize_answer(ground_truth))
-
-
-def metric_max_over_ground_truths(metric: Any, prediction: str,
-                                  ground_truths: Sequence[str]) -> float:
-    """The best score of ``prediction`` over the gold answers."""
-    return max(metric(prediction, gt) for gt in ground_truths)
-
-
-def squad_scores(predictions: Sequence[str], golds: Sequence[Sequence[str]]) -> dict[str, float]:
-    """``{"exact_match", "f1"}`` as fractions in [0, 1], averaged over questions."""
-    if len(predictions) != len(golds):
-        raise ValueError(f"{len(predictions)} predictions for {len(golds)} questions")
-    if not predictions:
-        return {"exact_match": 0.0, "f1": 0.0}
-    em = [metric_max_over_ground_truths(exact_match_score, p, g)
-          for p, g in zip(predictions, golds, strict=True)]
-    f1 = [metric_max_over_ground_truths(f1_score, p, g)
-          for p, g in zip(predictions, golds, strict=True)]
-    return {"exact_match": float(np.mean(em)), "f1": float(np.mean(f1))}
 
 
 # -- the best-sentence baseline --------------------------------------------------------------
@@ -187,8 +129,7 @@ class QATask:
 
     def head_for(self, encoder: Encoder, ctx: TaskContext) -> Any:
         """The shipped / given head (option ``head``), or one trained on the budget."""
-        from embedsuite.heads.qa import DEFAULT_HEAD_DIR, ExtractiveQA
-        from embedsuite.heads.qa_train import train_qa
+        from embedsuite.heads.qa import DEFAULT_HEAD_DIR, ExtractiveQA, train_qa
         from embedsuite.paths import cache_dir
 
         given = ctx.option(self.name, "head")
@@ -197,7 +138,11 @@ class QATask:
         budget = {k: ctx.option(self.name, k, v) for k, v in TRAIN_BUDGET.items()}
         logger.info("qa: training the span head for %s on %s", encoder.name, budget)
         return train_qa(
-            ctx.require(*TRAIN_FILE), cache_dir() / "qa-work", encoder=encoder,
+            ctx.require(*TRAIN_FILE),
+            # checkpoints per run (a new run trains anew, an interrupted one resumes);
+            # token features depend only on the encoder and the texts: shared
+            (ctx.work_dir or cache_dir() / "qa-work") / "qa-train",
+            feature_dir=cache_dir() / "qa-work" / "features", encoder=encoder,
             epochs=int(budget["epochs"]), lr=float(budget["lr"]), d_model=int(budget["d_model"]),
             n_layers=int(budget["n_layers"]), limit=int(budget["train_questions"]),
             seed=ctx.seed, show_progress=ctx.show_progress)

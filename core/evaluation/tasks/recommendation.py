@@ -57,12 +57,19 @@ import numpy as np
 
 from embedsuite.encoders.base import Encoder
 from embedsuite.evaluation.harness import TASKS, TaskContext, make_record
-from embedsuite.plotting import MissingExtraError
+from embedsuite.metrics import (
+    hit_rate_at_k,
+    ndcg_at_k,
+    paired_bootstrap,
+    recall_at_k,
+    reciprocal_rank,
+)
+from embedsuite.plotting import MissingExtraError, new_figure
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RecommendationTask", "Split", "evaluate_scores", "load_movielens", "paired_bootstrap",
-           "simulate_cold", "temporal_split"]
+__all__ = ["RecommendationTask", "Split", "evaluate_scores", "load_movielens", "simulate_cold",
+           "temporal_split"]
 
 DATASET = "movielens-tmdb"  # the hybrid head and the baselines
 CONTENT_DATASET = "movielens-tmdb/content-only"  # the content head (no ratings of others)
@@ -225,40 +232,6 @@ def simulate_cold(split: Split, n_items: int, share: float = COLD_SHARE, seed: i
                  cold=set(split.cold) | set(np.flatnonzero(drop).tolist()))
 
 
-def paired_bootstrap(a: Mapping[Any, float], b: Mapping[Any, float], n_boot: int = 10_000,
-                     seed: int = 0) -> tuple[float, float, float, int]:
-    """Mean of ``a[u] - b[u]`` over the keys both hold, with a 95 % percentile interval.
-
-    A key may be a user or a ``(user, draw)`` pair: pairs of one user are resampled
-    together (their differences are averaged per user first).
-
-    Returns:
-        ``(mean difference, interval low, interval high, users)``.
-
-    Raises:
-        ValueError: No key in common.
-    """
-    keys = [k for k in a if k in b]
-    if not keys:
-        raise ValueError("paired_bootstrap needs per-user values for the same users in both; "
-                         "got none in common")
-    per: dict[Any, list[float]] = {}
-    for k in keys:
-        per.setdefault(k[0] if isinstance(k, tuple) else k, []).append(a[k] - b[k])
-    diff = np.array([np.mean(v) for v in per.values()])
-    weights = np.array([len(v) for v in per.values()], float)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(diff), (n_boot, len(diff)))
-    boots = (diff[idx] * weights[idx]).sum(axis=1) / weights[idx].sum(axis=1)
-    mean = float((diff * weights).sum() / weights.sum())
-    lo, hi = np.percentile(boots, [2.5, 97.5])
-    return mean, float(lo), float(hi), len(diff)
-
-
-def _dcg(hits: np.ndarray) -> float:
-    return float((hits / np.log2(np.arange(2, len(hits) + 2))).sum())
-
-
 def evaluate_scores(split: Split, score_fn: Callable[[int], np.ndarray], n_items: int,
                     desc: str = "", show: bool | None = None,
                     cold_per_user: dict[int, float] | None = None
@@ -286,20 +259,14 @@ def evaluate_scores(split: Split, score_fn: Callable[[int], np.ndarray], n_items
         top = np.argpartition(-s, kk - 1)[:kk] if kk else np.zeros(0, np.int64)
         top = top[np.argsort(-s[top], kind="stable")]
         recommended[top] = True
-        hits = np.array([int(t) in rel for t in top], float).reshape(-1)
-        ideal = _dcg(np.ones(min(len(rel), K)))
-        sums["ndcg@10"] += _dcg(hits) / ideal
-        sums["recall@10"] += hits.sum() / len(rel)
-        sums["hit_rate@10"] += float(hits.any())
-        rel_idx = np.fromiter(rel, np.int64)
-        # rank of the best relevant item (1-based); ties counted pessimistically
-        best = s[rel_idx].max()
-        sums["mrr"] += 1.0 / (1 + int((s > best).sum()) + int((s[rel_idx] == best).sum()) - 1)
+        sums["ndcg@10"] += ndcg_at_k(top, rel, K)
+        sums["recall@10"] += recall_at_k(top, rel, K)
+        sums["hit_rate@10"] += hit_rate_at_k(top, rel, K)
+        sums["mrr"] += reciprocal_rank(s, rel)
         cold_rel = rel & split.cold
         if cold_rel:
             n_cold += 1
-            ch = np.array([int(t) in cold_rel for t in top], float).reshape(-1)
-            v = _dcg(ch) / _dcg(np.ones(min(len(cold_rel), K)))
+            v = ndcg_at_k(top, cold_rel, K)
             sums["ndcg@10_cold"] += v
             if cold_per_user is not None:
                 cold_per_user[u] = v
@@ -389,10 +356,6 @@ def _model_label(record: Mapping[str, Any]) -> str:
 def plot_records(records: list[dict[str, Any]], path: Path) -> None:
     """Bar chart per model: ndcg@10, and ndcg@10_cold on the natural and on the
     simulated cold items (``n``: users, or user x draw pairs when pooled)."""
-    from embedsuite.plotting import pyplot
-
-    plt = pyplot()
-
     bars = (("ndcg@10", (DATASET, CONTENT_DATASET), "ndcg@10", ""),
             ("ndcg@10_cold", (DATASET, CONTENT_DATASET), "ndcg@10_cold (natural)", "users"),
             ("ndcg@10_cold", (SIM_DATASET, SIM_CONTENT_DATASET),
@@ -407,7 +370,8 @@ def plot_records(records: list[dict[str, Any]], path: Path) -> None:
                 if metric.endswith("cold"):
                     users[j] = max(users.get(j, 0), int(r["n"]))
     shown = [j for j in range(len(bars)) if any((m, j) in vals for m in models)]
-    fig, ax = plt.subplots(figsize=(9, 4.2))
+    fig = new_figure(figsize=(9, 4.2))
+    ax = fig.subplots()
     x = np.arange(len(models))
     width = 0.8 / max(len(shown), 1)
     for k, j in enumerate(shown):
@@ -421,7 +385,6 @@ def plot_records(records: list[dict[str, Any]], path: Path) -> None:
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 class RecommendationTask:

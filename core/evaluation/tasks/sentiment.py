@@ -30,49 +30,11 @@ from typing import Any
 
 import numpy as np
 
+from embedsuite.data.sst2 import SST2_LABELS, read_sst2
 from embedsuite.encoders.base import Encoder
 from embedsuite.evaluation.harness import TASKS, TaskContext, make_record
 
 logger = logging.getLogger(__name__)
-
-#: SST-2's labels: 0 = negative, 1 = positive.
-SST2_LABELS = {0: "negative", 1: "positive"}
-
-
-def read_sst2(path: Path, limit: int | None = None, seed: int = 0, *, unique: bool = False
-              ) -> tuple[list[str], list[str]]:
-    """Read ``sentence<TAB>label`` lines; labels become ``negative`` / ``positive``.
-
-    Args:
-        path: The TSV file.
-        limit: Keep a seeded random sample of this many rows (the first ``limit`` of a
-            seeded permutation, so a larger limit extends a smaller one).
-        seed: Seed of the sample.
-        unique: Drop repeated texts (the first label is kept).
-    """
-    texts: list[str] = []
-    labels: list[str] = []
-    seen: set[str] = set()
-    with open(path, encoding="utf-8") as fh:
-        for n, raw in enumerate(fh, 1):
-            line = raw.rstrip("\r\n")
-            if not line.strip():
-                continue
-            text, sep, lab = line.rpartition("\t")
-            if not sep or lab.strip() not in ("0", "1"):
-                raise ValueError(f"{path}:{n}: expected 'sentence<TAB>0|1', got {line[:80]!r}")
-            text = text.strip()
-            if not text or (unique and text in seen):
-                continue
-            seen.add(text)
-            texts.append(text)
-            labels.append(SST2_LABELS[int(lab)])
-    if limit is not None and limit < len(texts):
-        idx = np.sort(np.random.default_rng(seed).permutation(len(texts))[:limit])
-        texts = [texts[i] for i in idx]
-        labels = [labels[i] for i in idx]
-    return texts, labels
-
 
 def sample_k_shot(labels: list[str], k: int, seed: int) -> list[int]:
     """Indices of ``k`` examples per class (MTEB-style undersampling), seeded."""

@@ -59,6 +59,7 @@ from embedsuite.heads.translation import (
     maybe_center,
     mine_pairs,
 )
+from embedsuite.metrics import mining_scores
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +68,6 @@ __all__ = [
     "available_languages",
     "load_pair",
     "mining_candidates",
-    "mining_scores",
     "retrieval_scores",
 ]
 
@@ -187,17 +187,6 @@ def mining_candidates(
     pos = {orig: p for p, orig in enumerate(perm)}
     gold = {i: pos[i] for i in range(n)}
     return sources, targets, gold
-
-
-def mining_scores(pairs: Sequence[tuple[int, int, float, float]], gold: dict[int, int],
-                  threshold: float | None) -> dict[str, float]:
-    """Precision / recall / F1 of mined ``(src, tgt, score, cos)`` pairs above ``threshold``."""
-    kept = [(s, t) for s, t, sc, _ in pairs if threshold is None or sc >= threshold]
-    correct = sum(1 for s, t in kept if gold.get(s) == t)
-    p = correct / len(kept) if kept else 0.0
-    r = correct / len(gold) if gold else 0.0
-    f = 2 * p * r / (p + r) if p + r > 0 else 0.0
-    return {"precision": p, "recall": r, "f1": f, "mined": float(len(kept))}
 
 
 class TranslationTask:

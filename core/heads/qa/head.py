@@ -2,7 +2,7 @@
 
 The context (role ``passage``) and the question (role ``query``) are encoded
 separately by the frozen shared encoder (token vectors of a few hidden layers,
-:data:`embedsuite.heads.qa_train.DEFAULT_LAYERS`); a small trainable network
+:data:`.features.DEFAULT_LAYERS`); a small trainable network
 (:class:`SpanNet`) lets every context token attend to the question, adds
 word-match flags, runs a light transformer layer over the context and gives a
 start and an end score per token, plus a learnt "no answer" position. Encoding
@@ -27,223 +27,31 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import torch
-from torch import nn
 
-from embedsuite.encoders.base import Encoder
-from embedsuite.heads.base import (
-    HEADS,
-    check_fitted,
-    load_head_of_kind,
-    write_head_folder,
-)
-from embedsuite.heads.qa_train import DEFAULT_LAYERS
+from embedsuite.data.squad import QAExample
+from embedsuite.encoders.base import Encoder, TokenEmbeddings
+from embedsuite.encoders.token_store import autocast_bf16
+from embedsuite.heads.base import HEADS, BaseHead
+from embedsuite.heads.qa.features import DEFAULT_LAYERS, match_features
+from embedsuite.heads.qa.network import SpanNet, best_spans, run_net
+from embedsuite.heads.qa.training import train_from_squad, train_in_memory
+from embedsuite.paths import ASSETS_DIR
 from embedsuite.validation import as_text_list, check_text
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_HEAD_DIR", "RESULT_KEYS", "ExtractiveQA", "SpanNet", "match_features"]
+__all__ = ["DEFAULT_HEAD_DIR", "KIND", "RESULT_KEYS", "ExtractiveQA", "train_qa"]
 
 KIND = "qa-span"
-DEFAULT_HEAD_DIR = Path(__file__).resolve().parent.parent / "assets" / "qa-default"
+DEFAULT_HEAD_DIR = ASSETS_DIR / "qa-default"
 #: keys of every answer dict
 RESULT_KEYS = ("answer", "start", "end", "score", "window", "window_start", "window_end")
-N_FLAGS = 3
-#: flags, plus their densities within +-4 and +-12 tokens (how close a token is to matches)
-N_MATCH_FEATURES = 3 * N_FLAGS
-_NEAR = (4, 12)
-_WORD = re.compile(r"\w+", re.UNICODE)
-
-
-# -- word-match features --------------------------------------------------------------------
-def _is_cjk(ch: str) -> bool:
-    name = unicodedata.name(ch, "")
-    return name.startswith(("CJK", "HIRAGANA", "KATAKANA", "HANGUL"))
-
-
-def _fold(text: str) -> str:
-    return unicodedata.normalize("NFKC", text).casefold()
-
-
-def match_features(question: str, context: str, offsets: np.ndarray) -> np.ndarray:
-    """Per context token: does it, or its word, occur in the question?
-
-    Three flags per token (language-agnostic, computed on the original text):
-    the token's word (a ``\\w+`` run around it) is a question word; the token's
-    text (3+ characters, or any CJK character) occurs in the question; the
-    token's text is a whole question word. Then the share of flagged tokens
-    within 4 and within 12 tokens of each token (answers sit near matches).
-
-    Args:
-        question: The question.
-        context: The text the offsets point into.
-        offsets: ``(n, 2)`` character spans of the context tokens.
-
-    Returns:
-        ``(n, 9)`` float32 in [0, 1].
-    """
-    q = _fold(question)
-    q_words = set(_WORD.findall(q))
-    words = [(m.start(), m.end()) for m in _WORD.finditer(context)]
-    out = np.zeros((len(offsets), N_MATCH_FEATURES), np.float32)
-    flags = out[:, :N_FLAGS]
-    wi = 0
-    for i, (s, e) in enumerate(np.asarray(offsets).tolist()):
-        piece = _fold(context[s:e]).strip()
-        core = "".join(ch for ch in piece if ch.isalnum())
-        while wi < len(words) and words[wi][1] <= s:
-            wi += 1
-        if wi < len(words) and words[wi][0] < e:
-            w = _fold(context[words[wi][0] : words[wi][1]])
-            if w in q_words and not (len(w) > 4 and all(_is_cjk(c) for c in w)):
-                flags[i, 0] = 1.0
-        if core and (len(core) >= 3 or any(_is_cjk(c) for c in core)) and core in q:
-            flags[i, 1] = 1.0
-        if core and core in q_words:
-            flags[i, 2] = 1.0
-    if len(out):
-        csum = np.concatenate([np.zeros((1, N_FLAGS), np.float32), np.cumsum(flags, 0)])
-        idx = np.arange(len(out))
-        for k, r in enumerate(_NEAR, 1):
-            lo, hi = np.maximum(idx - r, 0), np.minimum(idx + r + 1, len(out))
-            out[:, k * N_FLAGS : (k + 1) * N_FLAGS] = (csum[hi] - csum[lo]) / (2 * r + 1)
-    return out
-
-
-# -- the trainable network ------------------------------------------------------------------
-class SpanNet(nn.Module):
-    """Start/end scores from frozen context and question token vectors.
-
-    Position 0 of the outputs is a learnt "no answer" position; positions 1..n
-    are the context tokens.
-
-    Args:
-        d_in: Width of the frozen token vectors (encoder dim x layers).
-        d: Width of the trainable layers.
-        n_layers: Transformer layers over the question-aware context.
-        n_heads: Attention heads.
-        dropout: Dropout rate.
-        conv_kernel: Width of a 1-D convolution over the context before the
-            transformer layers (0: none).
-    """
-
-    def __init__(self, d_in: int, d: int = 128, n_layers: int = 1, n_heads: int = 4,
-                 dropout: float = 0.1, conv_kernel: int = 5) -> None:
-        super().__init__()
-        self.d_in = d_in
-        self.proj_c = nn.Sequential(nn.Linear(d_in, d), nn.LayerNorm(d), nn.Dropout(dropout))
-        self.proj_q = nn.Sequential(nn.Linear(d_in, d), nn.LayerNorm(d), nn.Dropout(dropout))
-        self.att = nn.Linear(d, d, bias=False)
-        self.q_pool = nn.Linear(d, 1)
-        self.match = nn.Linear(N_MATCH_FEATURES + 1, d)
-        self.fuse = nn.Sequential(nn.Linear(4 * d, d), nn.GELU(), nn.Dropout(dropout))
-        self.null = nn.Parameter(torch.zeros(1, 1, d))
-        self.pos = nn.Parameter(torch.zeros(1, 1024, d))
-        # no dropout inside the layer: dropout masks over (batch, heads, n, n) attention
-        # weights cost more CPU time than the rest of the step; the inputs are dropped instead
-        layer = nn.TransformerEncoderLayer(d, n_heads, 2 * d, 0.0, activation="gelu",
-                                           batch_first=True, norm_first=True)
-        self.drop = nn.Dropout(dropout)
-        # a local convolution lets "near a question word" be learnt directly
-        self.conv = nn.Conv1d(d, d, conv_kernel, padding=conv_kernel // 2) if conv_kernel else None
-        self.layers = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
-        self.norm = nn.LayerNorm(d)
-        self.out = nn.Linear(d, 2)
-        self.scale = 1.0 / math.sqrt(d)
-
-    def forward(self, ctx: torch.Tensor, ctx_mask: torch.Tensor, q: torch.Tensor,
-                q_mask: torch.Tensor, feats: torch.Tensor, ctx_index: torch.Tensor,
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Scores for each question.
-
-        Args:
-            ctx: ``(C, n, d_in)`` context token vectors (padded).
-            ctx_mask: ``(C, n)`` True for real tokens.
-            q: ``(B, m, d_in)`` question token vectors (padded).
-            q_mask: ``(B, m)`` True for real tokens.
-            feats: ``(B, n, 3)`` word-match flags of each question's context.
-            ctx_index: ``(B,)`` which context each question reads.
-
-        Returns:
-            ``(start, end)``, each ``(B, n + 1)``; padding gets ``-inf``.
-        """
-        c = self.proj_c(ctx)[ctx_index]  # each context projected once, shared by its questions
-        cm = ctx_mask[ctx_index]
-        qv = self.proj_q(q)
-        # context -> question attention
-        sc = torch.einsum("bnd,bmd->bnm", self.att(c), qv) * self.scale
-        sc = sc.masked_fill(~q_mask[:, None, :], -1e4)
-        a = torch.einsum("bnm,bmd->bnd", torch.softmax(sc, dim=-1), qv)
-        soft_max = sc.max(dim=-1).values.unsqueeze(-1)
-        # question summary
-        w = self.q_pool(qv).squeeze(-1).masked_fill(~q_mask, -1e4)
-        qs = torch.einsum("bm,bmd->bd", torch.softmax(w, dim=-1), qv)[:, None, :]
-        h = self.fuse(torch.cat([c, a, c * a, c * qs], dim=-1))
-        h = h + self.match(torch.cat([feats, torch.tanh(soft_max)], dim=-1))
-        n = h.shape[1]
-        if self.conv is not None:
-            hm = (h * cm[..., None].to(h.dtype)).transpose(1, 2)
-            h = h + torch.nn.functional.gelu(self.conv(hm).transpose(1, 2))
-        h = h + self.pos[:, :n]
-        h = torch.cat([self.null.expand(h.shape[0], 1, -1) + qs, self.drop(h)], dim=1)
-        mask = torch.cat([torch.ones_like(cm[:, :1]), cm], dim=1)
-        h = self.layers(h, src_key_padding_mask=~mask)
-        logits = self.out(self.norm(h)).float().masked_fill(~mask[..., None], float("-inf"))
-        return logits[..., 0], logits[..., 1]
-
-
-# -- batching helpers (shared by training and inference) ------------------------------------
-def _pad(arrays: Sequence[np.ndarray], width: int) -> tuple[torch.Tensor, torch.Tensor]:
-    n = max(1, max((len(a) for a in arrays), default=1))
-    out = np.zeros((len(arrays), n, width), np.float32)
-    mask = np.zeros((len(arrays), n), bool)
-    for i, a in enumerate(arrays):
-        out[i, : len(a)] = a
-        mask[i, : len(a)] = True
-    return torch.from_numpy(out), torch.from_numpy(mask)
-
-
-def run_net(net: SpanNet, ctx_vecs: Sequence[np.ndarray], q_vecs: Sequence[np.ndarray],
-            feats: Sequence[np.ndarray], ctx_index: Sequence[int],
-            ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pad numpy inputs and run ``net`` (gradients follow the caller's mode)."""
-    d_in = int(ctx_vecs[0].shape[1]) if len(ctx_vecs[0]) else int(q_vecs[0].shape[1])
-    c, cm = _pad(ctx_vecs, d_in)
-    q, qm = _pad(q_vecs, d_in)
-    f, _ = _pad(feats, N_MATCH_FEATURES)
-    f = f[:, : c.shape[1]]
-    if f.shape[1] < c.shape[1]:
-        f = torch.nn.functional.pad(f, (0, 0, 0, c.shape[1] - f.shape[1]))
-    return net(c, cm, q, qm, f, torch.as_tensor(list(ctx_index), dtype=torch.long))
-
-
-def best_spans(start: np.ndarray, end: np.ndarray, max_len: int, k: int,
-               ) -> list[tuple[int, int, float]]:
-    """Top ``k`` token spans ``(i, j, start[i] + end[j])`` with ``i <= j < i + max_len``.
-
-    ``start``/``end`` are the token scores WITHOUT the no-answer position.
-    """
-    n = len(start)
-    if n == 0:
-        return []
-    s = start[:, None] + end[None, :]
-    i, j = np.indices((n, n))
-    s = np.where((j >= i) & (j < i + max_len), s, -np.inf)
-    flat = s.ravel()
-    k = min(k, int(np.isfinite(flat).sum()))
-    if k <= 0:
-        return []
-    top = np.argpartition(-flat, k - 1)[:k]
-    top = top[np.argsort(-flat[top])]
-    return [(int(t // n), int(t % n), float(flat[t])) for t in top]
 
 
 def _sigmoid(x: float) -> float:
@@ -261,8 +69,7 @@ class _Window:
 
 
 # -- the head -------------------------------------------------------------------------------
-@HEADS.register(KIND)
-class ExtractiveQA:
+class ExtractiveQA(BaseHead):
     """Extractive QA head: answers are exact character spans of the given context.
 
     Args:
@@ -283,6 +90,14 @@ class ExtractiveQA:
             shipped head was trained on features extracted this way).
     """
 
+    kinds: ClassVar[tuple[str, ...]] = (KIND,)
+    what: ClassVar[str] = "QA head"
+    _fitted: ClassVar[tuple[str, ...]] = ("net_", "calibration_")
+
+    net_: SpanNet
+    calibration_: np.ndarray  # (a, b): p = sigmoid(a * margin + b)
+    training_info_: dict[str, Any]
+
     def __init__(self, encoder: Encoder | None = None, *, d_model: int = 128, n_layers: int = 1,
                  n_heads: int = 4, dropout: float = 0.1,
                  layers: Sequence[int] | None = None, window_tokens: int = 384,
@@ -301,22 +116,10 @@ class ExtractiveQA:
         self.no_answer_threshold = no_answer_threshold
         self.batch_size = batch_size
         self.bf16 = bf16
-        self.net_: SpanNet | None = None
-        self.calibration_: np.ndarray | None = None  # (a, b): p = sigmoid(a * margin + b)
-        self.training_info_: dict[str, Any] | None = None
 
     # -- plumbing ------------------------------------------------------------------------
-    @property
-    def encoder_(self) -> Encoder:
-        """The encoder in use (the default one when none was given)."""
-        if self.encoder is None:
-            from embedsuite.encoders import DEFAULT_ENCODER, get_encoder
-
-            self.encoder = get_encoder(DEFAULT_ENCODER)
-        return self.encoder
-
     def _check_encoder(self) -> Encoder:
-        enc = self.encoder_
+        enc = self.active_encoder
         if not getattr(enc, "has_token_embeddings", False):
             from embedsuite.errors import TokenEmbeddingsUnavailableError
 
@@ -331,28 +134,11 @@ class ExtractiveQA:
         (chosen for 12 layers) scaled to the encoder's depth."""
         from embedsuite.encoders.base import resolve_layers
 
-        return resolve_layers(self.layers, self.encoder_, DEFAULT_LAYERS)
+        return resolve_layers(self.layers, self.active_encoder, DEFAULT_LAYERS)
 
     def new_net(self, d_in: int) -> SpanNet:
         """A freshly initialised span network for ``d_in``-wide token vectors."""
         return SpanNet(d_in, self.d_model, self.n_layers, self.n_heads, self.dropout)
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Constructor arguments (scikit-learn convention)."""
-        return {k: getattr(self, k) for k in (
-            "encoder", "d_model", "n_layers", "n_heads", "dropout", "layers", "window_tokens",
-            "stride_tokens", "max_windows", "no_answer_threshold", "batch_size", "bf16")}
-
-    def set_params(self, **params: Any) -> ExtractiveQA:
-        """Set constructor arguments (scikit-learn convention)."""
-        valid = self.get_params()
-        for k, v in params.items():
-            if k not in valid:
-                raise ValueError(
-                    f"unknown parameter {k!r} for ExtractiveQA; valid: {sorted(valid)}"
-                )
-            setattr(self, k, v)
-        return self
 
     # -- training ------------------------------------------------------------------------
     def fit(self, questions: Sequence[str], contexts: Sequence[str],
@@ -374,8 +160,6 @@ class ExtractiveQA:
         Returns:
             self
         """
-        from embedsuite.heads.qa_train import QAExample, fit_head_in_memory
-
         qs, _ = as_text_list(questions, "questions")
         cs, _ = as_text_list(contexts, "contexts")
         if len(qs) != len(cs) or len(qs) != len(answers):
@@ -392,15 +176,17 @@ class ExtractiveQA:
                     f"contexts[{i}][start:start+len(text)] == text"
                 )
             exs.append(QAExample(str(i), q, c, [(text, st)]))
+        enc = self._resolve_encoder()
         self._check_encoder()
-        fit_head_in_memory(self, exs, epochs=epochs, lr=lr, seed=seed,
-                           show_progress=show_progress)
+        self.net_, self.calibration_, self.training_info_ = train_in_memory(
+            self.new_net, enc, self.layer_ids(), exs, epochs=epochs, lr=lr, seed=seed,
+            show_progress=show_progress)
         return self
 
     # -- inference -----------------------------------------------------------------------
     def _windows(self, text: str) -> list[_Window]:
         """Overlapping windows of ``text`` within :attr:`window_tokens` tokens."""
-        enc = self.encoder_
+        enc = self.active_encoder
         limit = min(self.window_tokens, max(16, int(getattr(enc, "max_seq_length", 512)) - 4))
         offsets_fn = getattr(enc, "token_offsets", None)
         if offsets_fn is not None:
@@ -429,7 +215,7 @@ class ExtractiveQA:
 
     def _rank_windows(self, questions: list[str], windows: list[_Window]) -> np.ndarray:
         """``(n_questions, n_windows)`` cosine of question (query) and window (passage)."""
-        enc = self.encoder_
+        enc = self.active_encoder
         qv = enc.encode(questions, role="query", show_progress=False)
         wv = enc.encode([w.text for w in windows], role="passage", show_progress=False)
         return np.asarray(qv @ wv.T)
@@ -464,7 +250,7 @@ class ExtractiveQA:
             NotFittedError: The head is not trained or loaded.
             ValueError: Empty question or context, mismatched lengths, bad ``top_k``.
         """
-        check_fitted(self, ["net_", "calibration_"])
+        self._check_fitted()
         qs, single = as_text_list(question, "question")
         if isinstance(context, str):
             ctxs = [check_text(context, "context")] * len(qs)
@@ -516,7 +302,7 @@ class ExtractiveQA:
             One dict per window read: ``{"window", "offsets"`` (``(n, 2)`` character spans
             into ``context``), ``"start"``, ``"end"`` (``(n,)`` scores)``}``.
         """
-        check_fitted(self, ["net_", "calibration_"])
+        self._check_fitted()
         q = check_text(question, "question")
         c = check_text(context, "context")
         mw = self.max_windows if max_windows is None else max_windows
@@ -537,18 +323,15 @@ class ExtractiveQA:
                  reads: list[list[int]]) -> list[list[_WindowScores]]:
         """Per question, per window read: (window index, offsets, start, end) scores."""
         enc = self._check_encoder()
-        assert self.net_ is not None
         keys = list(dict.fromkeys((c, j) for c, r in zip(ctxs, reads, strict=True) for j in r))
         texts = [docs[c][j].text for c, j in keys]
-        from embedsuite.heads.qa_train import _autocast
-
-        with _autocast(self.bf16):
+        with autocast_bf16(self.bf16):
             wemb = enc.encode_tokens(texts, role="passage", layers=self.layer_ids(),
                                      batch_size=self.batch_size, show_progress=False)
             qemb = enc.encode_tokens(list(dict.fromkeys(qs)), role="query",
                                      layers=self.layer_ids(), batch_size=32,
                                      show_progress=False)
-        assert isinstance(wemb, list) and isinstance(qemb, list)
+        wemb, qemb = cast(list[TokenEmbeddings], wemb), cast(list[TokenEmbeddings], qemb)
         qmap = {e.text: e.vectors for e in qemb}
         kidx = {k: i for i, k in enumerate(keys)}
         pairs = [(i, kidx[(c, j)]) for i, (c, r) in enumerate(zip(ctxs, reads, strict=True))
@@ -576,7 +359,6 @@ class ExtractiveQA:
     def _postprocess(self, context: str, windows: list[_Window],
                      per_window: list[_WindowScores],
                      top_k: int, max_len: int, threshold: float) -> list[dict[str, Any]]:
-        assert self.calibration_ is not None
         a, b = float(self.calibration_[0]), float(self.calibration_[1])
         cands: list[dict[str, Any]] = []
         for widx, offs, st, en in per_window:
@@ -607,49 +389,28 @@ class ExtractiveQA:
         return out
 
     # -- persistence ---------------------------------------------------------------------
-    def _config(self) -> dict[str, Any]:
-        p = self.get_params()
-        p.pop("encoder")
-        p["layers"] = self.layer_ids()
-        assert self.net_ is not None
-        return {"params": p, "d_in": int(self.net_.d_in),
-                "training": self.training_info_ or {}}
+    def _saved_params(self) -> dict[str, Any]:
+        params = super()._saved_params()
+        params["layers"] = self.layer_ids()
+        return params
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Save as ``config.json`` + ``model.safetensors`` (no pickle)."""
-        check_fitted(self, ["net_", "calibration_"])
-        assert self.net_ is not None and self.calibration_ is not None
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, np.ndarray]]:
         tensors = {f"net.{k}": v.detach().float().cpu().numpy()
                    for k, v in self.net_.state_dict().items()}
         tensors["calibration"] = np.asarray(self.calibration_, np.float32)
-        enc = self.encoder_
-        return write_head_folder(path, KIND, self._config(), tensors, enc)
+        return ({"d_in": int(self.net_.d_in), "training": getattr(self, "training_info_", {})},
+                tensors, {})
 
-    @classmethod
-    def _load(cls, config: dict[str, Any], tensors: dict[str, np.ndarray],
-              encoder: Encoder | None) -> ExtractiveQA:
-        params = dict(config.get("params", {}))
-        params["layers"] = tuple(params.get("layers", (3, 6, 9, 12)))
-        head = cls(encoder, **params)
-        net = head.new_net(int(config["d_in"]))
+    def _restore(self, config: dict[str, Any], tensors: dict[str, np.ndarray],
+                 sidecars: dict[str, np.ndarray]) -> None:
+        net = self.new_net(int(config["d_in"]))
         state = {k[4:]: torch.from_numpy(np.array(v)) for k, v in tensors.items()
                  if k.startswith("net.")}
         net.load_state_dict(state)
         net.eval()
-        head.net_ = net
-        head.calibration_ = np.asarray(tensors["calibration"], np.float32)
-        head.training_info_ = dict(config.get("training", {}))
-        return head
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str], encoder: Encoder | None = None) -> ExtractiveQA:
-        """Load a saved head (checks that it was trained on ``encoder``).
-
-        Raises:
-            HeadFormatError: Not a saved QA head.
-            EncoderMismatchError: Trained on another encoder.
-        """
-        return load_head_of_kind(cls, path, encoder, KIND, "QA head")
+        self.net_ = net
+        self.calibration_ = np.asarray(tensors["calibration"], np.float32)
+        self.training_info_ = dict(config.get("training", {}))
 
     @classmethod
     def load_default(cls, encoder: Encoder | None = None) -> ExtractiveQA:
@@ -664,3 +425,56 @@ class ExtractiveQA:
                 f"`embedsuite train-qa --data SQUAD.json --out DIR` and load it with "
                 f"ExtractiveQA.load(DIR)")
         return cls.load(DEFAULT_HEAD_DIR, encoder)
+
+
+HEADS.register(KIND, ExtractiveQA)
+
+
+def train_qa(squad_path: str | os.PathLike[str], work_dir: str | os.PathLike[str], *,
+             encoder: Encoder | None = None, out: str | os.PathLike[str] | None = None,
+             epochs: int = 8, lr: float = 2e-3, d_model: int = 128, n_layers: int = 1,
+             val_fraction: float = 0.1, negatives: float = 0.25, seed: int = 0,
+             limit: int | None = None, max_tokens: int = 12000, bf16_features: bool = True,
+             show_progress: bool | None = True, log: Any = None,
+             stop_after: int | None = None,
+             feature_dir: str | os.PathLike[str] | None = None) -> ExtractiveQA:
+    """Extract (or reuse) the cached features of a SQuAD file and train a QA head.
+
+    Args:
+        squad_path: SQuAD v1.1 JSON (training questions).
+        work_dir: Training checkpoints (a rerun with the same settings resumes, or, when
+            training finished, restores the result) and, without ``feature_dir``, the
+            feature cache.
+        encoder: The frozen encoder (default e5-small).
+        out: Where to save the trained head (optional).
+        epochs: Passes over the training pairs.
+        lr: Peak learning rate.
+        d_model: Width of the span network.
+        n_layers: Its transformer layers.
+        val_fraction: Articles held out for model selection and score calibration.
+        negatives: No-answer pairs per question (other paragraphs of the same article).
+        seed: Seed of split, sampling and initialisation.
+        limit: Use only the first ``limit`` questions.
+        max_tokens: Padded context tokens per training batch.
+        bf16_features: Extract features under bfloat16 autocast (faster).
+        show_progress: Progress bars.
+        log: Optional callable receiving one line per epoch.
+        stop_after: Stop after this many epochs of the ``epochs``-long schedule
+            (resumable: rerun with a larger value or None to go on).
+        feature_dir: Where the token features are cached (default ``work_dir/features``);
+            features depend only on the encoder and the texts, so runs can share them.
+
+    Returns:
+        The trained :class:`ExtractiveQA`.
+    """
+    head = ExtractiveQA(encoder, d_model=d_model, n_layers=n_layers)
+    enc = head._resolve_encoder()
+    head.net_, head.calibration_, head.training_info_ = train_from_squad(
+        head.new_net, enc, head.layer_ids(), squad_path, work_dir, epochs=epochs, lr=lr,
+        val_fraction=val_fraction, negatives=negatives, seed=seed, limit=limit,
+        max_tokens=max_tokens, bf16_features=bf16_features, show_progress=show_progress,
+        log=log, stop_after=stop_after, tag_extra=(d_model, n_layers),
+        feature_dir=feature_dir)
+    if out is not None:
+        head.save(out)
+    return head

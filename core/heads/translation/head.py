@@ -1,9 +1,4 @@
-"""Translation retrieval and bitext mining on the shared encoder.
-
-Given candidate sentences in any language, :class:`TranslationRetriever` finds
-the translation of a query sentence; :meth:`TranslationRetriever.mine` aligns
-two unaligned lists of sentences. No language has to be declared: the shared
-multilingual encoder maps translations close together.
+"""The translation retrieval head: :class:`TranslationRetriever`.
 
 Two scores are available:
 
@@ -13,10 +8,6 @@ Two scores are available:
   to its ``k`` nearest candidates and ``r_y`` the mean cosine of ``y`` to its
   ``k`` nearest sentences on the query side (``k = 4``). It discounts "hub"
   sentences that are close to everything, which plain cosine ranks too high.
-
-All neighbour searches are exact and run blockwise (float32 matrix products on
-row and column chunks, :func:`numpy.argpartition` per chunk, a running top-k),
-so memory stays bounded for candidate sets of up to ~1,000,000 sentences.
 """
 
 from __future__ import annotations
@@ -24,273 +15,46 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, Literal, overload
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, Literal, overload
 
 import numpy as np
 
-from embedsuite.encoders.base import Encoder, Role, check_role, progress
-from embedsuite.errors import NotFittedError
-from embedsuite.heads.base import (
-    HEADS,
-    check_fitted,
-    load_head_of_kind,
-    write_head_folder,
+from embedsuite.encoders.base import Encoder, Role, check_role
+from embedsuite.heads.base import HEADS, BaseHead
+from embedsuite.heads.translation.mining import (
+    DEFAULT_MINE_THRESHOLD,
+    DEFAULT_MINE_THRESHOLD_RAW,
+    mine_pairs,
 )
-from embedsuite.validation import as_text_list, check_text
+from embedsuite.heads.translation.saved import (
+    HEAD_VERSION,
+    migrate_v1,
+    pack_index,
+    unpack_index,
+)
+from embedsuite.heads.translation.scoring import (
+    DEFAULT_BLOCK_BYTES,
+    MIN_CENTER,
+    Scoring,
+    as_matrix,
+    center,
+    check_scoring,
+    knn_mean,
+    knn_search,
+    margin_scores,
+)
+from embedsuite.validation import as_text_list
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "DEFAULT_MINE_THRESHOLD",
-    "DEFAULT_MINE_THRESHOLD_RAW",
-    "MIN_CENTER",
-    "SCORINGS",
-    "TranslationRetriever",
-    "center",
-    "knn_search",
-    "margin_scores",
-    "maybe_center",
-    "mine_pairs",
-]
-
-Scoring = Literal["margin", "cosine"]
-SCORINGS: tuple[str, ...] = ("margin", "cosine")
-
-#: Default margin threshold of :meth:`TranslationRetriever.mine` for e5-small on
-#: centred vectors (best mean F1 on 10 calibration languages of Tatoeba, see
-#: docs/translation.md) ...
-DEFAULT_MINE_THRESHOLD = 1.10
-#: ... and on raw vectors (sides too small to centre), calibrated the same way.
-DEFAULT_MINE_THRESHOLD_RAW = 1.005
-
-#: Fewest sentences a side needs to be centred by its own mean (see :func:`maybe_center`).
-MIN_CENTER = 16
-
-#: Smallest denominator of the ratio margin (see :func:`margin_scores`).
-MARGIN_FLOOR = 0.05
-
-#: Bytes one block of similarities may take (rows x columns x 4).
-DEFAULT_BLOCK_BYTES = 64 * 1024 * 1024
+__all__ = ["TranslationRetriever"]
 
 _KIND = "translation-index"
 
 
-# ---------------------------------------------------------------------------
-# blockwise exact neighbour search (pure numpy, no encoder)
-# ---------------------------------------------------------------------------
-def _as_matrix(x: np.ndarray, name: str) -> np.ndarray:
-    a = np.asarray(x, dtype=np.float32)
-    if a.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array (n, dim), got shape {a.shape}")
-    return a
-
-
-def knn_search(
-    queries: np.ndarray,
-    keys: np.ndarray,
-    k: int,
-    *,
-    exclude_self: bool = False,
-    block_bytes: int = DEFAULT_BLOCK_BYTES,
-    show_progress: bool | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-``k`` inner-product neighbours of each query row among the key rows.
-
-    The similarity matrix is never held whole: queries and keys are cut into
-    chunks so that one block takes at most ``block_bytes``; each block keeps its
-    top-k with :func:`numpy.argpartition` and is merged into a running top-k.
-
-    Args:
-        queries: ``(n, dim)`` float32 (L2-normalised rows give cosines).
-        keys: ``(m, dim)`` float32.
-        k: Neighbours per query; capped at ``m`` (``m - 1`` with ``exclude_self``).
-        exclude_self: ``queries`` and ``keys`` are the same rows; skip ``i == j``.
-        block_bytes: Memory bound of one similarity block.
-        show_progress: A progress bar over query rows (``None``: automatic).
-
-    Returns:
-        ``(scores, indices)``, both ``(n, k')``, sorted by decreasing score.
-    """
-    q = _as_matrix(queries, "queries")
-    x = _as_matrix(keys, "keys")
-    if q.shape[1] != x.shape[1]:
-        raise ValueError(f"queries have dim {q.shape[1]} but keys have dim {x.shape[1]}")
-    n, m = q.shape[0], x.shape[0]
-    kk = min(int(k), m - 1 if exclude_self else m)
-    if kk < 1 or n == 0:
-        return np.zeros((n, 0), np.float32), np.zeros((n, 0), np.int64)
-    budget = max(int(block_bytes) // 4, 1024)
-    col = int(min(m, max(budget // 256, 4096)))
-    row = int(max(1, min(n, budget // col)))
-    out_s = np.empty((n, kk), np.float32)
-    out_i = np.empty((n, kk), np.int64)
-    with progress(n, "nearest neighbours", show_progress, threshold=20_000) as bar:
-        for r0 in range(0, n, row):
-            qb = q[r0 : r0 + row]
-            best_s = np.full((qb.shape[0], kk), -np.inf, np.float32)
-            best_i = np.zeros((qb.shape[0], kk), np.int64)
-            for c0 in range(0, m, col):
-                sims = qb @ x[c0 : c0 + col].T
-                if exclude_self:
-                    rr = np.arange(qb.shape[0])
-                    cc = rr + r0 - c0
-                    ok = (cc >= 0) & (cc < sims.shape[1])
-                    sims[rr[ok], cc[ok]] = -np.inf
-                kb = min(kk, sims.shape[1])
-                if kb < sims.shape[1]:
-                    part = np.argpartition(-sims, kb - 1, axis=1)[:, :kb]
-                else:
-                    part = np.broadcast_to(np.arange(sims.shape[1]), sims.shape).copy()
-                ps = np.take_along_axis(sims, part, axis=1)
-                cs = np.concatenate([best_s, ps], axis=1)
-                ci = np.concatenate([best_i, part + c0], axis=1)
-                top = np.argpartition(-cs, kk - 1, axis=1)[:, :kk]
-                best_s = np.take_along_axis(cs, top, axis=1)
-                best_i = np.take_along_axis(ci, top, axis=1)
-            order = np.argsort(-best_s, axis=1, kind="stable")
-            out_s[r0 : r0 + row] = np.take_along_axis(best_s, order, axis=1)
-            out_i[r0 : r0 + row] = np.take_along_axis(best_i, order, axis=1)
-            bar.update(qb.shape[0])
-    return out_s, out_i
-
-
-def knn_mean(
-    queries: np.ndarray,
-    keys: np.ndarray,
-    k: int,
-    *,
-    exclude_self: bool = False,
-    block_bytes: int = DEFAULT_BLOCK_BYTES,
-    show_progress: bool | None = None,
-) -> np.ndarray:
-    """Mean cosine of each query to its ``k`` nearest keys (``r`` of the margin); ``(n,)``."""
-    s, _ = knn_search(queries, keys, k, exclude_self=exclude_self, block_bytes=block_bytes,
-                      show_progress=show_progress)
-    if s.shape[1] == 0:
-        return np.zeros(s.shape[0], np.float32)
-    return s.mean(axis=1).astype(np.float32)
-
-
-def center(vectors: np.ndarray, mean: np.ndarray | None = None) -> np.ndarray:
-    """Subtract a side's mean vector and re-normalise the rows (language-mean removal).
-
-    Each language puts its sentences in a shifted cone of the embedding space;
-    removing the mean of a monolingual side takes most of that shift away, so
-    that cosines across languages compare meaning more than language.
-
-    Args:
-        vectors: ``(n, dim)`` rows of one side.
-        mean: The mean to remove (default: the rows' own mean).
-    """
-    v = _as_matrix(vectors, "vectors")
-    mu = v.mean(axis=0, dtype=np.float64).astype(np.float32) if mean is None else \
-        np.asarray(mean, np.float32)
-    out = v - mu  # the one copy; the rest is in place (memory for large indexes)
-    for s in range(0, len(out), 65536):
-        blk = out[s : s + 65536]
-        blk /= np.maximum(np.linalg.norm(blk, axis=1, keepdims=True), 1e-12)
-    return out
-
-
-def maybe_center(vectors: np.ndarray, on: bool, mean: np.ndarray | None = None) -> np.ndarray:
-    """:func:`center` when ``on`` and the side is large enough to have a mean, else as is.
-
-    A side with fewer than :data:`MIN_CENTER` rows (and no ``mean`` given) is left
-    uncentred: its own mean would be mostly its sentences' content.
-    """
-    if not on or (mean is None and len(vectors) < MIN_CENTER):
-        return _as_matrix(vectors, "vectors")
-    return center(vectors, mean)
-
-
-def margin_scores(cos: np.ndarray, r_x: np.ndarray, r_y: np.ndarray) -> np.ndarray:
-    """Ratio margin ``cos / ((r_x + r_y) / 2)``, broadcasting ``r_x`` over rows of ``cos``.
-
-    The denominator is floored at :data:`MARGIN_FLOOR` so that the ratio stays bounded
-    for encoders whose neighbourhood cosines are near zero or negative (e5's are ~0.7-0.9).
-
-    Args:
-        cos: ``(n, c)`` cosines of query ``i`` to candidate ``j`` (or matching shapes).
-        r_x: ``(n,)`` neighbourhood means of the queries.
-        r_y: ``(n, c)`` or ``(c,)`` neighbourhood means of the candidates.
-    """
-    cos = np.asarray(cos, np.float32)
-    rx = np.asarray(r_x, np.float32).reshape(-1, *([1] * (cos.ndim - 1)))
-    denom = (rx + np.asarray(r_y, np.float32)) / 2.0
-    return (cos / np.maximum(denom, MARGIN_FLOOR)).astype(np.float32)
-
-
-def mine_pairs(
-    src: np.ndarray,
-    tgt: np.ndarray,
-    *,
-    k: int = 4,
-    threshold: float | None = None,
-    scoring: Scoring = "margin",
-    block_bytes: int = DEFAULT_BLOCK_BYTES,
-    show_progress: bool | None = None,
-) -> list[tuple[int, int, float, float]]:
-    """Align two sets of vectors with LASER's "max" strategy.
-
-    Each source takes its best target and each target its best source (by
-    ``scoring`` among their ``k`` nearest cosine neighbours); all these
-    candidate pairs are sorted by score and kept greedily so that every
-    sentence is used at most once; pairs scoring below ``threshold`` are dropped.
-
-    Returns:
-        ``(src_index, tgt_index, score, cosine)`` tuples, best first.
-    """
-    a, b = _as_matrix(src, "src"), _as_matrix(tgt, "tgt")
-    if scoring not in SCORINGS:
-        raise ValueError(f"scoring must be one of {SCORINGS}, got {scoring!r}")
-    if a.shape[0] == 0 or b.shape[0] == 0:
-        return []
-    kk = max(1, int(k))
-    fs, fi = knn_search(a, b, kk, block_bytes=block_bytes, show_progress=show_progress)
-    bs, bi = knn_search(b, a, kk, block_bytes=block_bytes, show_progress=show_progress)
-    if scoring == "margin":
-        r_a, r_b = fs.mean(axis=1), bs.mean(axis=1)
-        f_score = margin_scores(fs, r_a, r_b[fi])
-        b_score = margin_scores(bs, r_b, r_a[bi])
-    else:
-        f_score, b_score = fs, bs
-    fj = np.argmax(f_score, axis=1)
-    bj = np.argmax(b_score, axis=1)
-    ra, rb = np.arange(a.shape[0]), np.arange(b.shape[0])
-    cand_src = np.concatenate([ra, bi[rb, bj]])
-    cand_tgt = np.concatenate([fi[ra, fj], rb])
-    cand_score = np.concatenate([f_score[ra, fj], b_score[rb, bj]])
-    cand_cos = np.concatenate([fs[ra, fj], bs[rb, bj]])
-    order = np.argsort(-cand_score, kind="stable")
-    used_s: set[int] = set()
-    used_t: set[int] = set()
-    out: list[tuple[int, int, float, float]] = []
-    for o in order:
-        sc = float(cand_score[o])
-        if threshold is not None and sc < threshold:
-            break
-        s, t = int(cand_src[o]), int(cand_tgt[o])
-        if s in used_s or t in used_t:
-            continue
-        used_s.add(s)
-        used_t.add(t)
-        out.append((s, t, sc, float(cand_cos[o])))
-    return out
-
-
-# ---------------------------------------------------------------------------
-# the head
-# ---------------------------------------------------------------------------
-def _check_scoring(scoring: object) -> Scoring:
-    if scoring not in SCORINGS:
-        raise ValueError(f"scoring must be one of {SCORINGS}, got {scoring!r}")
-    return scoring  # type: ignore[return-value]
-
-
 @HEADS.register(_KIND)
-class TranslationRetriever:
+class TranslationRetriever(BaseHead):
     """Find translations among candidate sentences; mine parallel sentences.
 
     >>> tr = TranslationRetriever().index(["The cat sleeps.", "Il pleut.", "Es ist kalt."])
@@ -313,7 +77,21 @@ class TranslationRetriever:
             re-scored (at least ``top_k``); the margin winner is almost always among them.
         batch_size: Encoding batch size.
         block_bytes: Memory bound of one similarity block in the neighbour searches.
+
+    Fitted attributes (set by :meth:`index` / :meth:`fit` or :meth:`load`): ``texts_``,
+    ``embeddings_`` (raw candidate vectors) and ``reference_`` (``None`` without one).
     """
+
+    kinds: ClassVar[tuple[str, ...]] = (_KIND,)
+    what: ClassVar[str] = "translation index"
+    _fitted: ClassVar[tuple[str, ...]] = ("texts_", "embeddings_")
+    head_version: ClassVar[int] = HEAD_VERSION
+    _migrations: ClassVar[dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {
+        1: migrate_v1}
+
+    texts_: list[str]
+    embeddings_: np.ndarray
+    reference_: np.ndarray | None
 
     def __init__(
         self,
@@ -335,33 +113,16 @@ class TranslationRetriever:
         self.shortlist = shortlist
         self.batch_size = batch_size
         self.block_bytes = block_bytes
-        self.texts_: list[str] | None = None
-        self.embeddings_: np.ndarray | None = None
-        self.reference_: np.ndarray | None = None
-        # per space ("raw" / "centered"): candidate matrix, reference matrix, r_y memo
-        self._spaces: dict[str, tuple[np.ndarray, np.ndarray | None, np.ndarray]] = {}
 
     # -- helpers ------------------------------------------------------------
-    @property
-    def encoder_(self) -> Encoder:
-        """The encoder in use (the default one if none was given)."""
-        if self.encoder is None:
-            from embedsuite.encoders import DEFAULT_ENCODER, get_encoder
-
-            self.encoder = get_encoder(DEFAULT_ENCODER)
-        return self.encoder
-
-    def _state(self) -> tuple[list[str], np.ndarray]:
+    def _fitted_index(self) -> tuple[list[str], np.ndarray]:
         """``(texts, raw candidate vectors)``; NotFittedError before :meth:`index`."""
-        check_fitted(self, ["texts_", "embeddings_"])
-        texts, emb = self.texts_, self.embeddings_
-        if texts is None or emb is None:  # for the type checker; check_fitted raised already
-            raise NotFittedError("call index(candidates) first")
-        return texts, emb
+        self._check_fitted()
+        return self.texts_, self.embeddings_
 
     def _space(self, centered: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
         """Candidates, reference and ``r_y`` memo in raw or centred form (built lazily)."""
-        texts, emb = self._state()
+        texts, emb = self._fitted_index()
         key = "centered" if centered else "raw"
         if key not in self._spaces:
             ref = self.reference_
@@ -382,7 +143,7 @@ class TranslationRetriever:
         return q.mean(axis=0) if len(q) >= MIN_CENTER else None
 
     def _check_params(self) -> None:
-        _check_scoring(self.scoring)
+        check_scoring(self.scoring)
         check_role(self.role)
         if not isinstance(self.k, int) or self.k < 1:
             raise ValueError(f"k must be an int >= 1 (neighbours in the margin), got {self.k!r}")
@@ -392,9 +153,10 @@ class TranslationRetriever:
     def _encode(self, texts: list[str], show_progress: bool | None = None) -> np.ndarray:
         """forward: the only place that touches the encoder."""
         if not texts:
-            return np.zeros((0, self.encoder_.dim), np.float32)
-        return np.asarray(self.encoder_.encode(texts, role=self.role, batch_size=self.batch_size,
-                                               show_progress=show_progress), np.float32)
+            return np.zeros((0, self.active_encoder.dim), np.float32)
+        return np.asarray(self.active_encoder.encode(
+            texts, role=self.role, batch_size=self.batch_size, show_progress=show_progress),
+            np.float32)
 
     # -- building -----------------------------------------------------------
     def index(
@@ -433,6 +195,7 @@ class TranslationRetriever:
             if isinstance(reference, str):
                 raise TypeError("reference must be a list of str, got one str")
             ref_items, _ = as_text_list(reference, "reference")
+        self._resolve_encoder()  # fixed for this fit (the given one, else the default)
         emb = self._encode(items, show_progress)
         ref = None if ref_items is None else self._encode(ref_items, show_progress)
         return self._set_index(items, emb, ref)
@@ -443,13 +206,13 @@ class TranslationRetriever:
         """Use precomputed L2-normalised candidate vectors (e.g. from a large batch job)."""
         self._check_params()
         items, _ = as_text_list(list(texts), "texts")
-        emb = _as_matrix(embeddings, "embeddings")
+        emb = as_matrix(embeddings, "embeddings")
         if emb.shape[0] != len(items):
             raise ValueError(f"{len(items)} texts but {emb.shape[0]} embedding rows; "
                              f"give one row per text")
         if len(items) < 2:
             raise ValueError(f"candidates must hold at least 2 sentences, got {len(items)}")
-        ref = None if reference is None else _as_matrix(reference, "reference")
+        ref = None if reference is None else as_matrix(reference, "reference")
         if ref is not None and ref.shape[1] != emb.shape[1]:
             raise ValueError(f"reference has dim {ref.shape[1]}, embeddings {emb.shape[1]}")
         return self._set_index(items, emb, ref)
@@ -459,7 +222,9 @@ class TranslationRetriever:
         self.texts_ = items
         self.embeddings_ = np.ascontiguousarray(emb, np.float32)
         self.reference_ = None if ref is None else np.ascontiguousarray(ref, np.float32)
-        self._spaces = {}
+        # per space ("raw" / "centered"): candidate matrix, reference matrix, r_y memo
+        self._spaces: dict[str, tuple[np.ndarray, np.ndarray | None, np.ndarray]] = {}
+        self._vindexes: list[tuple[np.ndarray, Any]] = []
         logger.info("indexed %d candidates (reference: %s)", len(items),
                     "none" if ref is None else f"{ref.shape[0]} sentences")
         return self
@@ -493,7 +258,7 @@ class TranslationRetriever:
         """
         from embedsuite.shards import load_embeddings
 
-        emb = load_embeddings(folder, encoder=self.encoder_)
+        emb = load_embeddings(folder, encoder=self._resolve_encoder())
         if emb.manifest.get("role") != self.role:
             logger.warning("%s was embedded with role %r but this retriever encodes queries "
                            "with role %r; embed with --role %s for comparable scores", folder,
@@ -513,7 +278,7 @@ class TranslationRetriever:
         space on the first search and reused. E.g. ``use_vector_index(storage="f16")``.
         """
         self._vindex_options = dict(options)
-        self._vindexes: list[tuple[np.ndarray, Any]] = []
+        self._vindexes = []
         return self
 
     def _candidate_knn(self, q: np.ndarray, emb: np.ndarray, k: int,
@@ -542,7 +307,8 @@ class TranslationRetriever:
         return s.astype(np.float32), i.astype(np.int64)
 
     def __len__(self) -> int:
-        return 0 if self.texts_ is None else len(self.texts_)
+        texts = getattr(self, "texts_", None)
+        return 0 if texts is None else len(texts)
 
     # -- margin pieces --------------------------------------------------------
     def _candidate_r(self, ids: np.ndarray, batch: np.ndarray, centered: bool,
@@ -605,7 +371,7 @@ class TranslationRetriever:
         Raises:
             NotFittedError: :meth:`index` was not called.
         """
-        check_fitted(self, ["texts_", "embeddings_"])
+        self._check_fitted()
         items, single = as_text_list(queries, "queries")
         if not items:  # an empty list of queries: nothing to rank
             return []
@@ -622,11 +388,11 @@ class TranslationRetriever:
         show_progress: bool | None = None,
     ) -> list[list[dict[str, Any]]]:
         """:meth:`search` for precomputed query vectors ``(n, dim)``."""
-        texts, raw = self._state()
-        sc = _check_scoring(self.scoring if scoring is None else scoring)
+        texts, raw = self._fitted_index()
+        sc = check_scoring(self.scoring if scoring is None else scoring)
         if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
             raise ValueError(f"top_k must be an int >= 1, got {top_k!r}")
-        q = _as_matrix(query_vectors, "query_vectors")
+        q = as_matrix(query_vectors, "query_vectors")
         if q.shape[1] != raw.shape[1]:
             raise ValueError(f"query vectors have dim {q.shape[1]}, the index {raw.shape[1]}")
         q_mean = self._query_mean(q)
@@ -662,7 +428,7 @@ class TranslationRetriever:
     def auto_threshold(self, n_src: int, n_tgt: int, scoring: Scoring | None = None
                        ) -> float | None:
         """The threshold ``mine(threshold="auto")`` uses for sides of these sizes."""
-        sc = _check_scoring(self.scoring if scoring is None else scoring)
+        sc = check_scoring(self.scoring if scoring is None else scoring)
         if sc == "cosine":
             return None
         both = bool(self.center) and min(n_src, n_tgt) >= MIN_CENTER
@@ -704,7 +470,7 @@ class TranslationRetriever:
             dicts, best score first.
         """
         self._check_params()
-        sc = _check_scoring(self.scoring if scoring is None else scoring)
+        sc = check_scoring(self.scoring if scoring is None else scoring)
         if threshold is not None and threshold != "auto" and (
                 isinstance(threshold, bool) or not isinstance(threshold, (int, float))
                 or not math.isfinite(threshold)):
@@ -739,48 +505,15 @@ class TranslationRetriever:
         r_b = np.sort(cos.T, axis=1)[:, ::-1][:, : min(kk, cos.shape[0])].mean(axis=1)
         return {"cosine": cos.astype(np.float32), "margin": margin_scores(cos, r_a, r_b[None, :])}
 
-    # -- persistence --------------------------------------------------------------
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Constructor parameters (sklearn style)."""
-        return {"encoder": self.encoder, "scoring": self.scoring, "k": self.k, "role": self.role,
-                "center": self.center, "shortlist": self.shortlist, "batch_size": self.batch_size,
-                "block_bytes": self.block_bytes}
+    # -- persistence (the layout: embedsuite.heads.translation.saved) --------------------
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Texts, vectors and reference as sidecars; ``config.json`` keeps only counts."""
+        texts, emb = self._fitted_index()
+        return pack_index(texts, emb, self.reference_)
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Save the index: embeddings + texts + config (safetensors + JSON, no pickle)."""
-        texts, raw = self._state()
-        tensors: dict[str, np.ndarray] = {"embeddings": raw}
-        if self.reference_ is not None:
-            tensors["reference"] = self.reference_
-        config = {"params": {"scoring": self.scoring, "k": self.k, "role": self.role,
-                             "center": bool(self.center), "shortlist": self.shortlist,
-                             "batch_size": self.batch_size},
-                  "texts": texts, "n": len(texts)}
-        return write_head_folder(path, _KIND, config, tensors, self.encoder_)
-
-    @classmethod
-    def _load(cls, config: dict[str, Any], tensors: dict[str, np.ndarray],
-              encoder: Encoder | None) -> TranslationRetriever:
-        from embedsuite.errors import HeadFormatError
-
-        params = dict(config.get("params") or {})
-        texts = config.get("texts")
-        emb = tensors.get("embeddings")
-        if not isinstance(texts, list) or emb is None or emb.ndim != 2 or len(texts) != len(emb):
-            raise HeadFormatError("the saved translation index is inconsistent (texts and "
-                                  "embeddings differ in number or are missing); re-save it")
-        for i, t in enumerate(texts):
-            check_text(t, f"saved texts[{i}]")
-        obj = cls(encoder=encoder, **params)
-        obj._set_index(list(texts), emb.astype(np.float32), tensors.get("reference"))
-        return obj
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str], encoder: Encoder | None = None
-             ) -> TranslationRetriever:
-        """Load a saved index (refused if it was built with another encoder)."""
-        return load_head_of_kind(cls, path, encoder, _KIND, "translation index")
-
-    def __repr__(self) -> str:
-        return (f"TranslationRetriever(scoring={self.scoring!r}, k={self.k}, role={self.role!r}, "
-                f"n_candidates={len(self)})")
+    def _restore(self, config: dict[str, Any], tensors: dict[str, np.ndarray],
+                 sidecars: dict[str, np.ndarray]) -> None:
+        """The fitted index from a saved folder (vectors memory-mapped, texts not re-checked)."""
+        self._check_params()
+        texts, emb, ref = unpack_index(config, tensors, sidecars)
+        self._set_index(texts, emb, ref)

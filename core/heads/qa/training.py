@@ -1,243 +1,41 @@
-"""Training the extractive QA span head: cached frozen features and the training loop.
+"""Training the QA span network on frozen token features: pairs, batches, the loop.
 
-The encoder is frozen, so its token vectors are computed ONCE and kept on disk:
-every distinct context (role ``passage``) and every question (role ``query``) is
-encoded alone with :meth:`Encoder.encode_tokens` (``layers`` = :data:`DEFAULT_LAYERS`),
-stored as float16 in chunk files of a :class:`FeatureStore`. Chunks are written
-atomically one by one, so an interrupted extraction resumes where it stopped.
-Encoding a context once and each question once (instead of every question
-together with its context) is about five times cheaper on SQuAD-like data and
-lets the head answer many questions about one document from one encoding; the
-question-context interaction is learnt by the head (:mod:`embedsuite.heads.qa`).
-
->>> from embedsuite.heads.qa_train import train_qa
->>> head = train_qa("squad/dev-v1.1-without-xquad.json", work_dir="qa-work", epochs=8)
+Every distinct context (role ``passage``) and question (role ``query``) is encoded once,
+alone, and its token states are kept in the shared
+:class:`~embedsuite.encoders.token_store.TokenFeatureStore` (resumable chunks). Encoding a
+context once and each question once (instead of every question together with its
+context) is about five times cheaper on SQuAD-like data; the question-context
+interaction is learnt by the span network (:mod:`.network`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
-import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
-from embedsuite.atomic import atomic_write_bytes, atomic_write_text
+from embedsuite.atomic import atomic_write_text
+from embedsuite.data.squad import QAExample, load_squad
 from embedsuite.encoders.base import Encoder, Role, TokenEmbeddings, progress
+from embedsuite.encoders.token_store import TokenFeatureStore, autocast_bf16
+from embedsuite.heads.qa.features import char_span_to_tokens, match_features
+from embedsuite.heads.qa.network import best_spans, run_net
+from embedsuite.metrics import f1_score, metric_max_over_ground_truths, squad_scores
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "DEFAULT_LAYERS",
-    "FeatureStore",
-    "QAExample",
-    "load_squad",
-    "train_qa",
-]
-
-#: hidden states concatenated as token features (0 = embeddings, 12 = last of e5-small)
-DEFAULT_LAYERS: tuple[int, ...] = (3, 6, 9, 12)
+__all__ = ["fit_calibration", "make_pairs", "split_by_title", "train_from_squad",
+           "train_in_memory", "train_net"]
 
 
-@dataclass
-class QAExample:
-    """One SQuAD question: its id, the question, the context, the gold answers."""
-
-    id: str
-    question: str
-    context: str
-    answers: list[tuple[str, int]]  # (text, char start)
-    title: str = ""
-
-
-def load_squad(path: str | os.PathLike[str], limit: int | None = None) -> list[QAExample]:
-    """Read a SQuAD v1.1 JSON file into :class:`QAExample` rows (file order).
-
-    Raises:
-        FileNotFoundError: No such file.
-        ValueError: Not SQuAD v1.1 JSON.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"{p} not found; expected a SQuAD v1.1 JSON file")
-    shape = ("{'data': [{'title': str, 'paragraphs': [{'context': str, 'qas': [{'id', "
-             "'question': str, 'answers': [{'text': str, 'answer_start': int}]}]}]}]}")
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))["data"]
-    except (ValueError, KeyError, TypeError):
-        raise ValueError(f"{p} is not SQuAD v1.1 JSON; expected {shape}") from None
-    out: list[QAExample] = []
-    where = "data"
-    try:  # every step is checked so that a wrong shape names where it went wrong
-        if not isinstance(data, list):
-            raise TypeError
-        for i, art in enumerate(data):
-            where = f"data[{i}]"
-            pars = art["paragraphs"]
-            if not isinstance(pars, list):
-                raise TypeError
-            for j, par in enumerate(pars):
-                where = f"data[{i}]['paragraphs'][{j}]"
-                ctx = par["context"]
-                if not isinstance(ctx, str) or not isinstance(par["qas"], list):
-                    raise TypeError
-                for m, qa in enumerate(par["qas"]):
-                    where = f"data[{i}]['paragraphs'][{j}]['qas'][{m}]"
-                    if not isinstance(qa["question"], str):
-                        raise TypeError
-                    answers = [(str(a["text"]), int(a["answer_start"]))
-                               for a in qa.get("answers", [])]
-                    out.append(QAExample(str(qa["id"]), qa["question"], ctx, answers,
-                                         str(art.get("title", ""))))
-                    if limit is not None and len(out) >= limit:
-                        return out
-    except (KeyError, TypeError, ValueError, AttributeError):
-        raise ValueError(
-            f"{p} is not SQuAD v1.1 JSON: {where} has the wrong shape or lacks a key; "
-            f"expected {shape}"
-        ) from None
-    return out
-
-
-def _digest(texts: Sequence[str]) -> str:
-    h = hashlib.sha256()
-    for t in texts:
-        h.update(t.encode("utf-8", "surrogatepass"))
-        h.update(b"\0")
-    return h.hexdigest()[:16]
-
-
-def _autocast(on: bool) -> Any:
-    """CPU bfloat16 autocast when ``on`` (a no-op context otherwise)."""
-    import contextlib
-
-    if not on:
-        return contextlib.nullcontext()
-    import torch
-
-    return torch.autocast("cpu", dtype=torch.bfloat16)
-
-
-class FeatureStore:
-    """Float16 token features of a fixed list of texts, in resumable chunk files.
-
-    Args:
-        folder: Where the chunks go (created).
-        encoder: The frozen encoder.
-        texts: The texts, in a fixed order (the store is keyed by their digest).
-        role: Prompt role.
-        layers: Hidden states to concatenate.
-        chunk: Texts per chunk file.
-    """
-
-    def __init__(self, folder: str | os.PathLike[str], encoder: Encoder, texts: Sequence[str],
-                 role: Role, layers: Sequence[int] = DEFAULT_LAYERS, chunk: int = 64) -> None:
-        self.encoder = encoder
-        self.texts = list(texts)
-        self.role = role
-        self.layers = list(layers)
-        self.chunk = chunk
-        key = f"{encoder.fingerprint}|{role}|{self.layers}|{chunk}|{_digest(self.texts)}"
-        sub = hashlib.sha256(key.encode()).hexdigest()[:16]
-        self.folder = Path(folder) / f"{role}-{sub}"
-        self.folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.folder / "manifest.json", json.dumps(
-            {"encoder": encoder.name, "fingerprint": encoder.fingerprint, "role": role,
-             "layers": self.layers, "n_texts": len(self.texts), "chunk": chunk}, indent=1))
-        self._loaded: list[dict[str, np.ndarray]] | None = None
-
-    @property
-    def n_chunks(self) -> int:
-        return math.ceil(len(self.texts) / self.chunk)
-
-    def _path(self, c: int) -> Path:
-        return self.folder / f"chunk-{c:05d}.npz"
-
-    def missing(self) -> list[int]:
-        """Chunks not yet on disk."""
-        return [c for c in range(self.n_chunks) if not self._path(c).is_file()]
-
-    def build(self, batch_size: int = 16, show_progress: bool | None = True,
-              bf16: bool = True) -> FeatureStore:
-        """Encode the chunks that are not on disk yet (resumable).
-
-        Args:
-            batch_size: Texts per forward pass.
-            show_progress: The tqdm bar.
-            bf16: Run the encoder's matrix products under CPU bfloat16 autocast (about
-                1.7x faster here; token vectors keep a cosine > 0.9999 to float32).
-        """
-        todo = self.missing()
-        done_texts = len(self.texts) - sum(len(self._chunk_texts(c)) for c in todo)
-        with progress(len(self.texts), f"features {self.role}", show_progress, threshold=0) as bar:
-            bar.update(done_texts)
-            for c in todo:
-                texts = self._chunk_texts(c)
-                with _autocast(bf16):
-                    embs = self.encoder.encode_tokens(texts, role=self.role, layers=self.layers,
-                                                      batch_size=batch_size, show_progress=False)
-                assert isinstance(embs, list)
-                self._write(c, embs)
-                bar.update(len(texts))
-        return self
-
-    def _chunk_texts(self, c: int) -> list[str]:
-        return self.texts[c * self.chunk : (c + 1) * self.chunk]
-
-    def _write(self, c: int, embs: list[TokenEmbeddings]) -> None:
-        lengths = np.array([len(e) for e in embs], np.int64)
-        vec = np.concatenate([e.vectors for e in embs], axis=0).astype(np.float16)
-        off = np.concatenate([e.offsets for e in embs], axis=0).astype(np.int32)
-        trunc = np.array([e.truncated for e in embs], bool)
-        buf = io.BytesIO()
-        np.savez(buf, vectors=vec, offsets=off, lengths=lengths, truncated=trunc)
-        atomic_write_bytes(self._path(c), buf.getvalue())
-
-    def load(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Per text ``(vectors float16 (n, D), offsets int32 (n, 2))``; builds missing chunks."""
-        if self.missing():
-            self.build()
-        out: list[tuple[np.ndarray, np.ndarray]] = []
-        for c in range(self.n_chunks):
-            with np.load(self._path(c)) as z:
-                vec, off, lengths = z["vectors"], z["offsets"], z["lengths"]
-            pos = np.concatenate([[0], np.cumsum(lengths)])
-            for i in range(len(lengths)):
-                out.append((vec[pos[i] : pos[i + 1]], off[pos[i] : pos[i + 1]]))
-        if len(out) != len(self.texts):
-            raise RuntimeError(f"feature store {self.folder} is inconsistent; delete it and rerun")
-        return out
-
-
-def feature_stores(examples: Sequence[QAExample], encoder: Encoder, work_dir: str | Path,
-                   layers: Sequence[int] = DEFAULT_LAYERS, show_progress: bool | None = True,
-                   ) -> tuple[FeatureStore, FeatureStore, list[str], list[str]]:
-    """Build (or resume) the context and question stores of ``examples``.
-
-    Returns:
-        ``(contexts, questions, context_texts, question_texts)``; texts are unique and
-        ordered by length (less padding), the stores follow that order.
-    """
-    ctx = sorted({e.context for e in examples}, key=lambda t: (len(t), t))
-    qs = sorted({e.question for e in examples}, key=lambda t: (len(t), t))
-    cs = FeatureStore(Path(work_dir) / "features", encoder, ctx, "passage", layers)
-    qst = FeatureStore(Path(work_dir) / "features", encoder, qs, "query", layers)
-    t0 = time.perf_counter()
-    qst.build(batch_size=32, show_progress=show_progress)
-    cs.build(batch_size=16, show_progress=show_progress)
-    logger.info("features ready in %.0f s", time.perf_counter() - t0)
-    return cs, qst, ctx, qs
-
-
-# -- training ----------------------------------------------------------------------------
 @dataclass
 class _Pair:
     """One training/validation item: a question read against a context."""
@@ -251,18 +49,6 @@ class _Pair:
     ex: int  # index of the example
 
 
-def char_span_to_tokens(offsets: np.ndarray, start: int, end: int) -> tuple[int, int] | None:
-    """Token indices ``(i, j)`` covering the character span ``[start, end)``, or None."""
-    if len(offsets) == 0 or end <= start:
-        return None
-    ends, starts = offsets[:, 1], offsets[:, 0]
-    i = int(np.searchsorted(ends, start, side="right"))
-    j = int(np.searchsorted(starts, end, side="left")) - 1
-    if i >= len(offsets) or j < i:
-        return None
-    return i, j
-
-
 def make_pairs(examples: Sequence[QAExample], ctx_index: dict[str, int],
                q_index: dict[str, int], ctx_feats: list[tuple[np.ndarray, np.ndarray]],
                negatives: float = 0.0, seed: int = 0) -> tuple[list[_Pair], int]:
@@ -274,8 +60,6 @@ def make_pairs(examples: Sequence[QAExample], ctx_index: dict[str, int],
     Returns:
         ``(pairs, n_skipped)``: questions whose answer is beyond the encoded tokens are skipped.
     """
-    from embedsuite.heads.qa import match_features
-
     rng = np.random.default_rng(seed)
     pairs: list[_Pair] = []
     skipped = 0
@@ -346,8 +130,6 @@ def predict_pairs(net: Any, pairs: list[_Pair], ctx_feats: list[tuple[np.ndarray
     """Best span per pair: ``(token i, token j, span score, no-answer score)``."""
     import torch
 
-    from embedsuite.heads.qa import best_spans, run_net
-
     net.eval()
     out: list[tuple[int, int, float, float]] = [(0, 0, 0.0, 0.0)] * len(pairs)
     rng = np.random.default_rng(0)
@@ -369,8 +151,6 @@ def evaluate_pairs(net: Any, pairs: list[_Pair], examples: Sequence[QAExample],
                    q_feats: list[tuple[np.ndarray, np.ndarray]], ctx_texts: list[str],
                    ) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
     """SQuAD EM/F1 on the positive pairs, and (margin, correct) for calibration."""
-    from embedsuite.evaluation.tasks.qa import f1_score, metric_max_over_ground_truths, squad_scores
-
     preds = predict_pairs(net, pairs, ctx_feats, q_feats)
     answers, golds, margins, labels = [], [], [], []
     for p, (i, j, sc, null) in zip(pairs, preds, strict=True):
@@ -437,16 +217,17 @@ def _load_state(path: Path, net: Any, opt: Any) -> dict[str, Any] | None:
     return dict(info)
 
 
-def train_net(head: Any, train_pairs: list[_Pair], val_pairs: list[_Pair],
+def train_net(new_net: Callable[[int], Any], train_pairs: list[_Pair], val_pairs: list[_Pair],
               val_examples: Sequence[QAExample], ctx_feats: list[tuple[np.ndarray, np.ndarray]],
               q_feats: list[tuple[np.ndarray, np.ndarray]], ctx_texts: list[str], *,
               epochs: int, lr: float, seed: int, max_tokens: int = 12000,
               ckpt_dir: Path | None = None, show_progress: bool | None = True,
               log: Any = None, bf16: bool = True, stop_after: int | None = None,
-              ) -> dict[str, Any]:
+              ) -> tuple[Any, np.ndarray, dict[str, Any]]:
     """The training loop: AdamW, linear warm-up/decay, best epoch kept (on validation F1).
 
-    Sets ``head.net_`` and ``head.calibration_``; with ``ckpt_dir`` each finished
+    ``new_net(d_in)`` gives a freshly initialised network. Returns ``(net, calibration,
+    info)``, the calibration fitted on the validation pairs; with ``ckpt_dir`` each finished
     epoch is saved there and a rerun resumes after the last one. ``bf16`` runs the
     forward pass under CPU bfloat16 autocast (weights and optimiser stay float32).
     ``stop_after`` ends training after that many epochs of the ``epochs``-long
@@ -456,7 +237,7 @@ def train_net(head: Any, train_pairs: list[_Pair], val_pairs: list[_Pair],
 
     torch.manual_seed(seed)
     d_in = int(ctx_feats[0][0].shape[1])
-    net = head.new_net(d_in)
+    net = new_net(d_in)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.01)
     lens = [len(v) for v, _ in ctx_feats]
     rng = np.random.default_rng(seed)
@@ -492,9 +273,7 @@ def train_net(head: Any, train_pairs: list[_Pair], val_pairs: list[_Pair],
             for b, idx in enumerate(batches):
                 for g in opt.param_groups:
                     g["lr"] = lr_at(step)
-                from embedsuite.heads.qa import run_net
-
-                with _autocast(bf16):
+                with autocast_bf16(bf16):
                     st, en = run_net(net, *_net_inputs(train_pairs, idx, ctx_feats, q_feats))
                 ts = torch.tensor([train_pairs[i].start for i in idx])
                 te = torch.tensor([train_pairs[i].end for i in idx])
@@ -539,10 +318,8 @@ def train_net(head: Any, train_pairs: list[_Pair], val_pairs: list[_Pair],
     net.eval()
     _, margins, labels = evaluate_pairs(net, val_pairs, val_examples, ctx_feats, q_feats,
                                         ctx_texts)
-    head.net_ = net
-    head.calibration_ = fit_calibration(margins, labels)
     info.pop("param_groups", None)
-    return info
+    return net, fit_calibration(margins, labels), info
 
 
 def split_by_title(examples: Sequence[QAExample], val_fraction: float, seed: int = 0,
@@ -574,92 +351,69 @@ def _prepare(examples: Sequence[QAExample], ctx_texts: list[str], q_texts: list[
                         "train_questions": len(tr), "val_questions": len(va)}
 
 
-def fit_head_in_memory(head: Any, examples: Sequence[QAExample], *, epochs: int, lr: float,
-                       seed: int, show_progress: bool | None = None,
-                       val_fraction: float = 0.0, negatives: float = 0.25) -> Any:
-    """Train ``head`` on ``examples`` with features computed in memory (no disk cache)."""
-    enc = head.encoder_
+def train_in_memory(new_net: Callable[[int], Any], encoder: Encoder, layers: Sequence[int],
+                    examples: Sequence[QAExample], *, epochs: int, lr: float, seed: int,
+                    show_progress: bool | None = None, val_fraction: float = 0.0,
+                    negatives: float = 0.25) -> tuple[Any, np.ndarray, dict[str, Any]]:
+    """Train on ``examples`` with features computed in memory (no disk cache).
+
+    Returns ``(net, calibration, training_info)``.
+    """
     ctx_texts = list(dict.fromkeys(e.context for e in examples))
     q_texts = list(dict.fromkeys(e.question for e in examples))
-    layers = head.layer_ids()
 
     def feats(texts: list[str], role: Role) -> list[tuple[np.ndarray, np.ndarray]]:
-        embs = enc.encode_tokens(texts, role=role, layers=layers, show_progress=show_progress)
-        assert isinstance(embs, list)
+        embs = cast(list[TokenEmbeddings], encoder.encode_tokens(
+            texts, role=role, layers=list(layers), show_progress=show_progress))
         return [(e.vectors, e.offsets) for e in embs]
 
     cf, qf = feats(ctx_texts, "passage"), feats(q_texts, "query")
     tp, vp, va, counts = _prepare(examples, ctx_texts, q_texts, cf, val_fraction, negatives,
                                   seed)
-    info = train_net(head, tp, vp, va, cf, qf, ctx_texts, epochs=epochs, lr=lr, seed=seed,
-                     show_progress=show_progress)
-    head.training_info_ = {**counts, "epochs": epochs, "lr": lr, "seed": seed,
-                           "history": info["history"]}
-    return head
+    net, calibration, info = train_net(new_net, tp, vp, va, cf, qf, ctx_texts, epochs=epochs,
+                                       lr=lr, seed=seed, show_progress=show_progress)
+    return net, calibration, {**counts, "epochs": epochs, "lr": lr, "seed": seed,
+                              "history": info["history"]}
 
 
-def train_qa(squad_path: str | os.PathLike[str], work_dir: str | os.PathLike[str], *,
-             encoder: Encoder | None = None, out: str | os.PathLike[str] | None = None,
-             epochs: int = 8, lr: float = 2e-3, d_model: int = 128, n_layers: int = 1,
-             val_fraction: float = 0.1, negatives: float = 0.25, seed: int = 0,
-             limit: int | None = None, max_tokens: int = 12000, bf16_features: bool = True,
-             show_progress: bool | None = True, log: Any = None,
-             stop_after: int | None = None) -> Any:
-    """Extract (or reuse) the cached features of a SQuAD file and train a QA head.
-
-    Args:
-        squad_path: SQuAD v1.1 JSON (training questions).
-        work_dir: Cache of features and training checkpoints (resumable).
-        encoder: The frozen encoder (default e5-small).
-        out: Where to save the trained head (optional).
-        epochs: Passes over the training pairs.
-        lr: Peak learning rate.
-        d_model: Width of the span network.
-        n_layers: Its transformer layers.
-        val_fraction: Articles held out for model selection and score calibration.
-        negatives: No-answer pairs per question (other paragraphs of the same article).
-        seed: Seed of split, sampling and initialisation.
-        limit: Use only the first ``limit`` questions.
-        max_tokens: Padded context tokens per training batch.
-        bf16_features: Extract features under bfloat16 autocast (faster).
-        show_progress: Progress bars.
-        log: Optional callable receiving one line per epoch.
-        stop_after: Stop after this many epochs of the ``epochs``-long schedule
-            (resumable: rerun with a larger value or None to go on).
-
-    Returns:
-        The trained :class:`~embedsuite.heads.qa.ExtractiveQA`.
-    """
-    from embedsuite.encoders import DEFAULT_ENCODER, get_encoder
-    from embedsuite.heads.qa import ExtractiveQA
-
-    enc = encoder or get_encoder(DEFAULT_ENCODER)
+def train_from_squad(new_net: Callable[[int], Any], encoder: Encoder, layers: Sequence[int],
+                     squad_path: str | os.PathLike[str], work_dir: str | os.PathLike[str], *,
+                     epochs: int, lr: float, val_fraction: float, negatives: float, seed: int,
+                     limit: int | None, max_tokens: int, bf16_features: bool,
+                     show_progress: bool | None, log: Any, stop_after: int | None,
+                     tag_extra: Sequence[Any] = (),
+                     feature_dir: str | os.PathLike[str] | None = None,
+                     ) -> tuple[Any, np.ndarray, dict[str, Any]]:
+    """Features of a SQuAD file from the disk cache (``feature_dir``, default
+    ``work_dir/features``; built once, resumable), then training with resumable
+    checkpoints under ``work_dir/train``; returns ``(net, calibration, info)``."""
     examples = load_squad(squad_path, limit)
-    head = ExtractiveQA(enc, d_model=d_model, n_layers=n_layers)
-    cs = FeatureStore(Path(work_dir) / "features", enc,
-                      sorted({e.context for e in examples}, key=lambda t: (len(t), t)),
-                      "passage", head.layer_ids())
-    qs = FeatureStore(Path(work_dir) / "features", enc,
-                      sorted({e.question for e in examples}, key=lambda t: (len(t), t)),
-                      "query", head.layer_ids())
-    qs.build(batch_size=32, show_progress=show_progress, bf16=bf16_features)
-    cs.build(batch_size=16, show_progress=show_progress, bf16=bf16_features)
-    cf, qf = cs.load(), qs.load()
-    tp, vp, va, counts = _prepare(examples, cs.texts, qs.texts, cf, val_fraction, negatives, seed)
+    store = TokenFeatureStore(feature_dir if feature_dir is not None
+                              else Path(work_dir) / "features")
+    ctx_texts = sorted({e.context for e in examples}, key=lambda t: (len(t), t))
+    q_texts = sorted({e.question for e in examples}, key=lambda t: (len(t), t))
+    t0 = time.perf_counter()
+    qf = store.features_with_offsets(encoder, q_texts, layers, "query", bf16=bf16_features,
+                                     batch_size=32, show_progress=show_progress)
+    cf = store.features_with_offsets(encoder, ctx_texts, layers, "passage",
+                                     bf16=bf16_features, batch_size=16,
+                                     show_progress=show_progress)
+    logger.info("features ready in %.0f s", time.perf_counter() - t0)
+    tp, vp, va, counts = _prepare(examples, ctx_texts, q_texts, cf, val_fraction, negatives,
+                                  seed)
     logger.info("training pairs %d, validation pairs %d, skipped %d", counts["train_pairs"],
                 counts["val_pairs"], counts["skipped"])
-    tag = hashlib.sha256(json.dumps([str(squad_path), limit, epochs, lr, d_model, n_layers,
+    tag = hashlib.sha256(json.dumps([str(squad_path), limit, epochs, lr, *tag_extra,
                                      val_fraction, negatives, seed, max_tokens,
-                                     enc.fingerprint]).encode()
+                                     encoder.fingerprint, list(layers), bf16_features]).encode()
                          ).hexdigest()[:12]
-    info = train_net(head, tp, vp, va, cf, qf, cs.texts, epochs=epochs, lr=lr, seed=seed,
-                     max_tokens=max_tokens, ckpt_dir=Path(work_dir) / "train" / tag,
-                     show_progress=show_progress, log=log, stop_after=stop_after)
-    head.training_info_ = {**counts, "data": Path(squad_path).name, "epochs": epochs, "lr": lr,
-                           "stop_after": stop_after, "epochs_run": info.get("epoch"),
-                           "seed": seed, "val_fraction": val_fraction, "negatives": negatives,
-                           "best_epoch": info.get("best_epoch"), "val_f1": info.get("best_f1"),
-                           "history": info["history"]}
-    if out is not None:
-        head.save(out)
-    return head
+    net, calibration, info = train_net(
+        new_net, tp, vp, va, cf, qf, ctx_texts, epochs=epochs, lr=lr, seed=seed,
+        max_tokens=max_tokens, ckpt_dir=Path(work_dir) / "train" / tag,
+        show_progress=show_progress, log=log, stop_after=stop_after)
+    return net, calibration, {
+        **counts, "data": Path(squad_path).name, "epochs": epochs, "lr": lr,
+        "stop_after": stop_after, "epochs_run": info.get("epoch"), "seed": seed,
+        "val_fraction": val_fraction, "negatives": negatives,
+        "best_epoch": info.get("best_epoch"), "val_f1": info.get("best_f1"),
+        "history": info["history"]}
