@@ -227,21 +227,40 @@ def read_head_folder(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict
 
 
 def check_encoder_match(config: Mapping[str, Any], encoder: Encoder | None, where: str) -> None:
-    """Refuse a head trained on another encoder than ``encoder``.
+    """Refuse a head trained on an encoder whose vectors ``encoder`` does not give.
+
+    The same fingerprint passes. Another member of the same encoder family
+    (:mod:`embedsuite.encoders.families`, e.g. ``e5-small`` and ``e5-small-int8``) passes
+    too, with its measured quality cost logged. Anything else is refused.
 
     Raises:
-        EncoderMismatchError: Names or fingerprints differ.
+        EncoderMismatchError: Another model, or another build of the same one.
     """
+    from embedsuite.encoders.families import pairing_cost
+
     saved = config.get("encoder")
     if saved is None or encoder is None:
         return
-    if saved.get("fingerprint") != encoder.fingerprint:
+    if saved.get("fingerprint") == encoder.fingerprint:
+        return
+    name = str(saved.get("name"))
+    if saved.get("dim") in (None, encoder.dim) and name != encoder.name:
+        cost = pairing_cost(name, encoder.name)
+        if cost is not None:
+            logger.info("%s was trained on %r and reads %r, a member of the same encoder "
+                        "family; quality cost %s", where, name, encoder.name, cost)
+            return
+    if name == encoder.name:
         raise EncoderMismatchError(
-            f"{where} was trained on encoder {saved.get('name')!r} "
-            f"(fingerprint {saved.get('fingerprint')}) but is being loaded beside "
-            f"{encoder.name!r} (fingerprint {encoder.fingerprint}); load it with "
-            f"get_encoder({saved.get('name')!r}) or re-train it on this encoder"
-        )
+            f"{where} was trained on encoder {name!r}, but on another build of it (its weights "
+            f"changed since), so its numbers would not fit. Re-train the head on this build, "
+            f"or use the encoder build it was trained on "
+            f"(fingerprint {saved.get('fingerprint')}, this one {encoder.fingerprint})")
+    raise EncoderMismatchError(
+        f"{where} was trained on encoder {name!r}, which is another model than {encoder.name!r}: "
+        f"a head can only read the vectors of the encoder it was trained on (or of its family, "
+        f"such as e5-small and e5-small-int8). Load it beside {name!r} "
+        f"(get_encoder({name!r}), or --encoder {name}), or train a new head on {encoder.name!r}")
 
 
 def discover_heads() -> list[str]:
