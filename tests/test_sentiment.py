@@ -114,7 +114,7 @@ def test_load_beside_other_encoder_is_refused(fake_encoder: FakeEncoder, tmp_cac
                                               tmp_path: Path) -> None:
     folder = _head(fake_encoder, tmp_path).fit(TEXTS, LABELS).save(tmp_path / "head")
     other = FakeEncoder(dim=32, name="other", cache=tmp_cache)
-    with pytest.raises(EncoderMismatchError, match="re-train it on this encoder"):
+    with pytest.raises(EncoderMismatchError, match="or train a new head on .other."):
         SentimentClassifier.load(folder, other)
 
 
@@ -282,3 +282,30 @@ def test_the_cli_reader_has_no_app_limits_and_the_app_names_the_cli(
     with pytest.raises(ValueError, match=r"the app takes at most 20,000\. .*command line: "
                                          r"embedsuite train-sentiment FILE\.csv OUT_DIR"):
         tab.parse_csv(path)
+
+
+def test_attention_predict_writes_no_token_features_and_remembers(
+        fake_encoder: FakeEncoder, tmp_path: Path) -> None:
+    """Prediction reads each new text once, keeps its probabilities in memory (bounded LRU),
+    and leaves the token-feature store as training left it."""
+    from embedsuite.heads.sentiment import head as mod
+
+    head = _head(fake_encoder, tmp_path, "attention").fit(TEXTS, LABELS)
+    store = tmp_path / "feats"
+    files = sorted(p.name for p in store.rglob("*"))
+    new = ["a great fun film", "a dull awful plot", "an excellent movie"]
+    calls = fake_encoder.token_calls
+    first = head.predict_proba(new)
+    assert fake_encoder.token_calls == calls + 3
+    np.testing.assert_array_equal(head.predict_proba(new[::-1]), first[::-1])
+    assert fake_encoder.token_calls == calls + 3  # served from memory
+    assert sorted(p.name for p in store.rglob("*")) == files
+    head.fit(TEXTS, LABELS)  # a new fit forgets what the old net said
+    head.predict_proba(new)
+    assert fake_encoder.token_calls > calls + 3
+    mod.PREDICT_MEMO, old = 2, mod.PREDICT_MEMO
+    try:
+        head.predict_proba(new)
+        assert len(head._memo()) == 2
+    finally:
+        mod.PREDICT_MEMO = old

@@ -83,3 +83,20 @@ def test_tab_classify_with_shipped_head(default_head: SentimentClassifier) -> No
     rows, fig = classify(default_head, "\n".join(EXAMPLES))
     assert len(rows) == len(EXAMPLES) and fig is not None
     assert rows[0][1] == "positive" and rows[1][1] == "negative"
+
+
+def test_one_pass_prediction_equals_the_two_pass_one(default_head: SentimentClassifier,
+                                                     e5) -> None:  # type: ignore[no-untyped-def]
+    """The sentence vector from the token pass is the encoder's own: the probabilities are
+    those of encode() + encode_tokens() run separately."""
+    import numpy as np
+
+    from embedsuite.heads.sentiment.networks import net_proba
+
+    texts = ["An unexpectedly tender film (one pass).", "Flat, loud and far too long (one pass).",
+             "Ein kleines Meisterwerk (one pass)."]
+    got = default_head.predict_proba(texts)
+    sent = e5.encode(texts, role="query", use_cache=False)
+    toks = e5.encode_tokens(texts, role="query", layers=default_head.layer_ids())
+    want = net_proba(default_head.tokens_net_, [t.vectors.astype(np.float16) for t in toks], sent)
+    np.testing.assert_allclose(got, want, atol=1e-5)

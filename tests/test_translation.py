@@ -182,7 +182,7 @@ def test_load_refuses_other_encoder_and_tampering(fake_encoder: FakeEncoder,
                                                   tmp_path: Path) -> None:
     TranslationRetriever(fake_encoder).index(CANDS).save(tmp_path / "idx")
     other = FakeEncoder(dim=32, name="other", cache=fake_encoder.cache)
-    with pytest.raises(EncoderMismatchError, match="re-train it on this encoder"):
+    with pytest.raises(EncoderMismatchError, match="or train a new head on .other."):
         TranslationRetriever.load(tmp_path / "idx", encoder=other)
     with open(tmp_path / "idx" / "model.safetensors", "ab") as fh:
         fh.write(b"x")

@@ -6,7 +6,7 @@ import logging
 import math
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
@@ -43,6 +43,9 @@ class TokenEmbeddings:
         pair_vectors: With a ``pair`` encoded in the same sequence, its token
             vectors (prompt included), else ``None``.
         truncated: Whether the text was cut at the encoder's limit.
+        sentence: The encoder's own sentence vector of the text (L2-normalised, what
+            ``encode(text, role)`` gives) computed from the same forward pass, when the
+            encoder can give it (no ``pair``); else ``None``.
     """
 
     text: str
@@ -51,6 +54,7 @@ class TokenEmbeddings:
     tokens: list[str] = field(default_factory=list)
     pair_vectors: np.ndarray | None = None
     truncated: bool = False
+    sentence: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.vectors.shape[0])
@@ -193,6 +197,21 @@ class BaseEncoder:
     def is_built(self) -> bool:
         """Whether the weights are ready locally (override for encoders built on first use)."""
         return True
+
+    def cached_vectors(self, texts: Sequence[str], role: Role) -> dict[str, np.ndarray]:
+        """The sentence vectors of ``texts`` already in the cache (nothing is computed)."""
+        fp = self.fingerprint
+        keys = {make_key(fp, role, t): t for t in texts}
+        found = self.cache.get_many(set(keys))
+        return {keys[k]: v for k, v in found.items() if v.shape == (self.dim,)}
+
+    def remember_vectors(self, vectors: Mapping[str, np.ndarray], role: Role) -> None:
+        """Put sentence vectors computed elsewhere (e.g. by :meth:`encode_tokens`) in the
+        cache, so that :meth:`encode` finds them."""
+        if vectors:
+            fp = self.fingerprint
+            self.cache.put_many({make_key(fp, role, t): np.asarray(v, np.float32)
+                                 for t, v in vectors.items()}, fp)
 
     def encode(
         self,

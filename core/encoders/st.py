@@ -210,6 +210,19 @@ class SentenceTransformerEncoder(BaseEncoder):
             return None
         return s, e
 
+    def _mean_pooled(self) -> bool:
+        """Whether the pipeline is transformer -> mean pooling (-> normalize), so that a
+        token pass can give the sentence vector too (prompt tokens are pooled as well)."""
+        mods = list(self.model)
+        if len(mods) < 2 or type(mods[1]).__name__ != "Pooling":
+            return False
+        pool = mods[1]
+        mode = getattr(pool, "pooling_mode", None)
+        mean = (mode == "mean") if mode is not None else bool(
+            getattr(pool, "pooling_mode_mean_tokens", False))
+        return mean and bool(getattr(pool, "include_prompt", True)) and all(
+            type(m).__name__ == "Normalize" for m in mods[2:])
+
     def encode_tokens(
         self,
         texts: str | Sequence[str],
@@ -254,6 +267,7 @@ class SentenceTransformerEncoder(BaseEncoder):
                              f"used as is)")
         results: list[TokenEmbeddings] = []
         n_trunc = 0
+        pools = pairs is None and self._mean_pooled()
         with progress(len(items), f"tokens {self.name}", show_progress, threshold=64) as bar:
             for s in range(0, len(items), batch_size):
                 batch = items[s : s + batch_size]
@@ -276,6 +290,11 @@ class SentenceTransformerEncoder(BaseEncoder):
                     out = auto(**feed, output_hidden_states=True, return_dict=True)
                 hs = out.hidden_states
                 sel = torch.cat([hs[i] for i in layer_ids], dim=-1).float().numpy()
+                sent = None
+                if pools:  # the model's own sentence vector from this very pass
+                    m = feed["attention_mask"].unsqueeze(-1).to(hs[-1].dtype)
+                    pooled = ((hs[-1] * m).sum(1) / m.sum(1).clamp(min=1e-9)).float()
+                    sent = torch.nn.functional.normalize(pooled, dim=-1).numpy()
                 for r, text in enumerate(batch):
                     keep, spans, toks, pkeep, truncated = self._split_row(
                         text, enc.sequence_ids(r), offsets[r],
@@ -291,6 +310,7 @@ class SentenceTransformerEncoder(BaseEncoder):
                             pair_vectors=(np.ascontiguousarray(sel[r, pkeep], dtype=np.float32)
                                           if pairs is not None else None),
                             truncated=bool(truncated),
+                            sentence=None if sent is None else sent[r].copy(),
                         )
                     )
                 bar.update(len(batch))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, ClassVar, cast
 
@@ -39,6 +40,8 @@ __all__ = ["DEFAULT_HEAD_DIR", "KINDS", "STORE_LAYERS", "SentimentClassifier", "
 #: what the attention head reads, so other layer mixes need no new encoding).
 STORE_LAYERS: tuple[int, ...] = (6, 8, 10, 12)
 KINDS: tuple[str, ...] = ("linear", "attention")
+#: texts whose probabilities the attention kind keeps in memory (LRU) between calls
+PREDICT_MEMO = 10_000
 _KIND_NAMES = {"linear": "sentiment-linear", "attention": "sentiment-attention"}
 
 
@@ -112,6 +115,7 @@ class SentimentClassifier(BaseHead):
     _runtime_params: ClassVar[tuple[str, ...]] = ("encoder", "feature_cache", "show_progress")
 
     classes_: list[str]
+    _proba_memo: OrderedDict[str, np.ndarray] | None
     coef_: np.ndarray | None
     intercept_: np.ndarray | None
     centroids_: np.ndarray | None
@@ -242,6 +246,7 @@ class SentimentClassifier(BaseHead):
         else:
             self._fit_attention(items, sent, y)
         self.n_train_ = len(items)
+        self._proba_memo = None
         return self
 
     def _label_prior(self, classes: list[str]) -> np.ndarray:
@@ -323,11 +328,57 @@ class SentimentClassifier(BaseHead):
 
     def _forward(self, items: list[str]) -> np.ndarray:
         """Class probabilities ``(n, n_classes)``: the only step that calls the encoder."""
-        sent = self.active_encoder.encode(items, role="query", show_progress=self.show_progress)
-        if getattr(self, "tokens_net_", None) is not None:
-            feats = self._token_features(items, cache=False)
-            return net_proba(self.tokens_net_, feats, sent)
-        return self._linear_proba(sent)
+        if getattr(self, "tokens_net_", None) is None:
+            sent = self.active_encoder.encode(items, role="query",
+                                              show_progress=self.show_progress)
+            return self._linear_proba(sent)
+        memo = self._memo()
+        todo = [t for t in dict.fromkeys(items) if t not in memo]
+        if todo:
+            for t, row in zip(todo, self._attention_proba(todo), strict=True):
+                memo[t] = row
+        out = np.empty((len(items), len(self.classes_)), np.float32)
+        for i, t in enumerate(items):
+            memo.move_to_end(t)
+            out[i] = memo[t]
+        while len(memo) > PREDICT_MEMO:
+            memo.popitem(last=False)
+        return out
+
+    def _memo(self) -> OrderedDict[str, np.ndarray]:
+        """Probabilities of recent texts (LRU, :data:`PREDICT_MEMO` of them, in memory)."""
+        memo = getattr(self, "_proba_memo", None)
+        if memo is None:
+            memo = OrderedDict()
+            self._proba_memo = memo
+        return memo
+
+    def _attention_proba(self, texts: list[str]) -> np.ndarray:
+        """One encoder pass per text gives both inputs of the attention net: the token states
+        and the sentence vector (taken from the sentence cache when it holds it). Nothing
+        is written to the token-feature store: at prediction it would cost more disk and
+        time than it saves; the new sentence vectors go to the sentence cache."""
+        enc = self.active_encoder
+        if not enc.has_token_embeddings:
+            self._token_features(texts, cache=False)  # raises the clear error
+        known = enc.cached_vectors(texts, "query") if hasattr(enc, "cached_vectors") else {}
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # less padding
+        got = cast(list[TokenEmbeddings], enc.encode_tokens(
+            [texts[i] for i in order], role="query", layers=self.layer_ids(), batch_size=32,
+            show_progress=self.show_progress))
+        embs: list[TokenEmbeddings] = [got[0]] * len(texts)
+        for i, e in zip(order, got, strict=True):
+            embs[i] = e
+        fresh = {t: e.sentence for t, e in zip(texts, embs, strict=True)
+                 if t not in known and e.sentence is not None}
+        if fresh and hasattr(enc, "remember_vectors"):
+            enc.remember_vectors(fresh, "query")
+        sent = {**known, **fresh}
+        rest = [t for t in texts if t not in sent]
+        if rest:  # an encoder whose token pass gives no sentence vector
+            sent.update(zip(rest, enc.encode(rest, role="query"), strict=True))
+        feats = [e.vectors.astype(np.float16) for e in embs]  # as stored for training
+        return net_proba(self.tokens_net_, feats, np.stack([sent[t] for t in texts]))
 
     def _linear_proba(self, x: np.ndarray) -> np.ndarray:
         assert self.coef_ is not None and self.intercept_ is not None
@@ -442,6 +493,7 @@ class SentimentClassifier(BaseHead):
             if self.coef_.shape[0] != len(labels):
                 raise ValueError("coef rows do not match the labels")
         self.classes_ = labels
+        self._proba_memo = None
 
 
 HEADS.register("sentiment-linear", SentimentClassifier)
