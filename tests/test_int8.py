@@ -126,3 +126,20 @@ def test_token_embeddings_match_fp32(int8: E5SmallInt8Encoder, e5) -> None:  # t
     assert cos.mean() >= 0.95
     np.testing.assert_array_equal(int8.token_offsets(text), e5.token_offsets(text))
     assert int8.count_tokens([text]) == e5.count_tokens([text])
+
+
+@pytest.mark.integration
+def test_token_pass_gives_the_sentence_vector(int8: E5SmallInt8Encoder) -> None:
+    """One pass serves both with static int8 (the sentiment head's prediction relies on it);
+    dynamic int8 scales per batch, so it gives no sentence vector from the token pass."""
+    texts = ["A gripping film.", "Der Hund läuft über die Straße.", "猫がいます。"]
+    for role in ("query", "passage"):
+        toks = int8.encode_tokens(texts, role=role, layers=[6, 12], batch_size=2)
+        assert isinstance(toks, list)
+        if int8.backend != "openvino":
+            assert all(t.sentence is None for t in toks)
+            continue
+        got = np.stack([t.sentence for t in toks])  # type: ignore[misc]
+        np.testing.assert_allclose(got, int8.encode(texts, role=role, use_cache=False),
+                                   atol=1e-5)
+        assert int8.encode_tokens(texts[0], pair="q?").sentence is None  # type: ignore[union-attr]

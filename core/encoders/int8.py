@@ -602,9 +602,20 @@ class E5SmallInt8Encoder(BaseEncoder):
                     encs = self._tok("single").encode_batch(full)
                     text_seq = 0
                 ids, mask = self._feed(encs)
-                outs = self._run(ids, mask, sorted(set(names)))
-                by_name = dict(zip(sorted(set(names)), outs, strict=True))
+                # static int8 (OpenVINO) gives batch-independent numbers, so the token pass
+                # can give the exact sentence vector too; dynamic int8 (ONNX Runtime) scales
+                # per batch, so there the sentence vector stays encode()'s
+                pools = pairs is None and self.backend == "openvino"
+                wanted = sorted(set(names) | ({_OUTPUTS[-1]} if pools else set()))
+                by_name = dict(zip(wanted, self._run(ids, mask, wanted), strict=True))
                 sel = np.concatenate([by_name[n] for n in names], axis=-1).astype(np.float32)
+                sent = None
+                if pools:  # the sentence vector of _encode_batch, from this very pass
+                    m = mask[:, :, None].astype(np.float32)
+                    pooled = (by_name[_OUTPUTS[-1]] * m).sum(axis=1) / np.maximum(
+                        m.sum(axis=1), 1e-9)
+                    sent = (pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True),
+                                                1e-12)).astype(np.float32)
                 for r, text in enumerate(batch):
                     e = encs[r]
                     keep, spans, toks, pkeep, truncated = SentenceTransformerEncoder._split_row(
@@ -619,6 +630,7 @@ class E5SmallInt8Encoder(BaseEncoder):
                         pair_vectors=(np.ascontiguousarray(sel[r, pkeep], dtype=np.float32)
                                       if pairs is not None else None),
                         truncated=bool(truncated),
+                        sentence=None if sent is None else sent[r].copy(),
                     ))
                 bar.update(len(batch))
         if n_trunc:
