@@ -89,9 +89,11 @@ class VectorIndex:
         if not np.all(np.isfinite(x)):
             raise ValueError("vectors contain NaN or inf; encode the texts again")
         self.vectors_ = np.ascontiguousarray(x)
-        if len(x) > self.exact_threshold and _faiss() is None:
+        ivf = len(x) > self.exact_threshold
+        if ivf and _faiss() is None:
             logger.warning(_NO_FAISS.format(n=len(x)))
-        if len(x) > self.exact_threshold and _faiss() is not None:
+            ivf = False
+        if ivf:
             # the IVF lists hold their own (compact) copy of the vectors
             self.ivf_, self.codes_, self.scale_ = self._build_ivf(self.vectors_), None, None
         else:

@@ -10,7 +10,13 @@ from embedsuite.errors import UnknownNameError
 
 T = TypeVar("T")
 
-__all__ = ["Registry"]
+__all__ = ["Registry", "did_you_mean"]
+
+
+def did_you_mean(name: str, known: list[str], *, n: int = 3, cutoff: float = 0.5) -> str:
+    """``" Did you mean 'a' or 'b'?"`` for the close matches of ``name``, else ``""``."""
+    close = difflib.get_close_matches(name, known, n=n, cutoff=cutoff)
+    return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
 
 class Registry(Generic[T]):
@@ -65,11 +71,7 @@ class Registry(Generic[T]):
     def unknown_message(self, name: object) -> str:
         """The message for an unknown ``name``."""
         known = ", ".join(sorted(self._items)) or "(none registered)"
-        hint = ""
-        if isinstance(name, str):
-            close = difflib.get_close_matches(name, list(self._items), n=3, cutoff=0.5)
-            if close:
-                hint = " Did you mean " + " or ".join(repr(c) for c in close) + "?"
+        hint = did_you_mean(name, list(self._items)) if isinstance(name, str) else ""
         return f"Unknown {self.kind} {name!r}.{hint} Known {self.kind}s: {known}."
 
     def names(self) -> list[str]:

@@ -68,16 +68,21 @@ class TokenFeatureStore:
     """
 
     def __init__(self, root: str | os.PathLike[str] | None = None, chunk_size: int = 1024) -> None:
-        if root is None:
-            from embedsuite.paths import cache_dir
-
-            root = cache_dir() / "features" / "tokens"
-        self.root = Path(root)
+        self.root = self.root_of(root)
         self.chunk_size = int(chunk_size)
         self._index: dict[Path, dict[str, tuple[int, int]]] = {}
         self._seen: set[tuple[Path, int]] = set()
         self._offsets: dict[tuple[Path, int], np.ndarray] = {}
         self._arrays: dict[tuple[Path, int, str], np.ndarray] = {}
+
+    @staticmethod
+    def root_of(root: str | os.PathLike[str] | None) -> Path:
+        """The folder a store given ``root`` uses (``None``: under the cache dir)."""
+        if root is None:
+            from embedsuite.paths import cache_dir
+
+            return cache_dir() / "features" / "tokens"
+        return Path(root)
 
     # -- layout -------------------------------------------------------------------------------
     @staticmethod

@@ -9,7 +9,6 @@ files. Nothing is ever unpickled: loading a folder only parses JSON, safetensors
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import importlib
 import inspect
@@ -27,7 +26,7 @@ import numpy as np
 from embedsuite.atomic import atomic_dir, recover_dir
 from embedsuite.encoders.base import Encoder
 from embedsuite.errors import EncoderMismatchError, HeadFormatError, NotFittedError
-from embedsuite.registry import Registry
+from embedsuite.registry import Registry, did_you_mean
 from embedsuite.validation import saved_head_errors
 
 logger = logging.getLogger(__name__)
@@ -198,9 +197,15 @@ def read_head_folder(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict
         HeadFormatError: Missing folder or files, bad JSON, unknown format, or a
             weights file that does not match the digest recorded in ``config.json``.
     """
+    config = read_head_config(path)
+    return config, _read_weights(path, config)
+
+
+def _read_weights(path: str | os.PathLike[str], config: Mapping[str, Any]
+                  ) -> dict[str, np.ndarray]:
+    """The verified weights of a head folder whose ``config.json`` was read already."""
     from safetensors.numpy import load_file
 
-    config = read_head_config(path)
     folder = recover_dir(path)
     cfg_path, w_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
     if not w_path.is_file():
@@ -223,7 +228,7 @@ def read_head_folder(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict
         tensors = load_file(str(w_path))
     except Exception as exc:
         raise HeadFormatError(f"{w_path} is not a valid safetensors file ({exc})") from None
-    return config, tensors
+    return tensors
 
 
 def check_encoder_match(config: Mapping[str, Any], encoder: Encoder | None, where: str) -> None:
@@ -271,15 +276,16 @@ def discover_heads() -> list[str]:
     return HEADS.names()
 
 
-def _open(path: str | os.PathLike[str], encoder: Encoder | None, where: str
-          ) -> tuple[dict[str, Any], dict[str, np.ndarray], Encoder | None]:
-    config, tensors = read_head_folder(path)
+def _open(path: str | os.PathLike[str], config: dict[str, Any], encoder: Encoder | None,
+          where: str) -> tuple[dict[str, np.ndarray], Encoder | None]:
+    """The verified weights of a folder whose config was read, and the encoder to use."""
+    tensors = _read_weights(path, config)
     if encoder is None and config.get("encoder"):
         from embedsuite.encoders import get_encoder
 
         encoder = get_encoder(config["encoder"]["name"])
     check_encoder_match(config, encoder, where)
-    return config, tensors, encoder
+    return tensors, encoder
 
 
 def load_head_of_kind(cls: Any, path: str | os.PathLike[str], encoder: Encoder | None,
@@ -304,7 +310,7 @@ def load_head_of_kind(cls: Any, path: str | os.PathLike[str], encoder: Encoder |
             f"{path} holds a {config.get('head')!r} head, not a {what} ({', '.join(accepted)}); "
             f"load it with embedsuite.heads.load_head instead"
         )
-    config, tensors, encoder = _open(path, encoder, f"the {what} in {path}")
+    tensors, encoder = _open(path, config, encoder, f"the {what} in {path}")
     with saved_head_errors(path, what):
         return cls._load(config, tensors, encoder, folder=Path(path))
 
@@ -319,7 +325,7 @@ def load_head(path: str | os.PathLike[str], encoder: Encoder | None = None) -> A
     config = read_head_config(path)
     discover_heads()
     cls = HEADS.get(config["head"])
-    config, tensors, encoder = _open(path, encoder, f"the head in {path}")
+    tensors, encoder = _open(path, config, encoder, f"the head in {path}")
     with saved_head_errors(path, "head"):
         return cls._load(config, tensors, encoder, folder=Path(path))
 
@@ -374,8 +380,7 @@ class BaseHead:
         valid = self._param_names()
         for k in params:
             if k not in valid:
-                close = difflib.get_close_matches(k, valid, n=2, cutoff=0.6)
-                hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+                hint = did_you_mean(k, valid, n=2, cutoff=0.6)
                 raise ValueError(f"unknown parameter {k!r} for {type(self).__name__}.{hint} "
                                  f"Valid parameters: {', '.join(sorted(valid))}")
         for k, v in params.items():

@@ -177,10 +177,9 @@ class SentimentClassifier(BaseHead):
         return self.kind
 
     def _store(self) -> TokenFeatureStore:
-        store = getattr(self, "_feature_store", None)
-        root = TokenFeatureStore(self.feature_cache).root
-        if store is None or store.root != root:
-            store = TokenFeatureStore(root)
+        store: TokenFeatureStore | None = getattr(self, "_feature_store", None)
+        if store is None or store.root != TokenFeatureStore.root_of(self.feature_cache):
+            store = TokenFeatureStore(self.feature_cache)
             self._feature_store = store
         return store
 
@@ -191,7 +190,8 @@ class SentimentClassifier(BaseHead):
 
         return resolve_layers(self.layers, self.active_encoder, STORE_LAYERS)
 
-    def _token_features(self, texts: list[str], *, cache: bool) -> list[np.ndarray]:
+    def _token_encoder(self) -> Encoder:
+        """The encoder, which must give token embeddings (the attention kind reads them)."""
         enc = self.active_encoder
         if not enc.has_token_embeddings:
             from embedsuite.errors import TokenEmbeddingsUnavailableError
@@ -200,20 +200,14 @@ class SentimentClassifier(BaseHead):
                 f"the 'attention' sentiment head reads token embeddings, which encoder "
                 f"{enc.name!r} does not give; use kind='linear' or an encoder such as 'e5-small'"
             )
-        layers = self.layer_ids()
-        if cache:
-            return self._store().features(enc, texts, layers, "query",
-                                          store_layers=STORE_LAYERS,
-                                          show_progress=self.show_progress)
-        found = self._store().lookup(enc, texts, layers, "query")
-        todo = [i for i, f in enumerate(found) if f is None]
-        if todo:
-            embs = cast(list[TokenEmbeddings], enc.encode_tokens(
-                [texts[i] for i in todo], role="query", layers=layers,
-                show_progress=self.show_progress))
-            for i, e in zip(todo, embs, strict=True):
-                found[i] = e.vectors.astype(np.float16)
-        return [f for f in found if f is not None]
+        return enc
+
+    def _token_features(self, texts: list[str]) -> list[np.ndarray]:
+        """Token states for training, from the token-feature store (encoded once)."""
+        enc = self._token_encoder()
+        return self._store().features(enc, texts, self.layer_ids(), "query",
+                                      store_layers=STORE_LAYERS,
+                                      show_progress=self.show_progress)
 
     # -- fit ------------------------------------------------------------------
     def fit(self, texts: Sequence[str], labels: Sequence[str] | Sequence[int]
@@ -306,7 +300,7 @@ class SentimentClassifier(BaseHead):
         self.prior_gate_ = gate
 
     def _fit_attention(self, texts: list[str], sent: np.ndarray, y: np.ndarray) -> None:
-        feats = self._token_features(texts, cache=True)
+        feats = self._token_features(texts)
         width = feats[0].shape[1] if feats else self.active_encoder.dim * len(self.layer_ids())
         net, val_acc = train_attention_net(
             feats, sent, y, len(self.classes_), width=width, hidden=self.hidden,
@@ -358,9 +352,7 @@ class SentimentClassifier(BaseHead):
         and the sentence vector (taken from the sentence cache when it holds it). Nothing
         is written to the token-feature store: at prediction it would cost more disk and
         time than it saves; the new sentence vectors go to the sentence cache."""
-        enc = self.active_encoder
-        if not enc.has_token_embeddings:
-            self._token_features(texts, cache=False)  # raises the clear error
+        enc = self._token_encoder()
         known = enc.cached_vectors(texts, "query") if hasattr(enc, "cached_vectors") else {}
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # less padding
         got = cast(list[TokenEmbeddings], enc.encode_tokens(
