@@ -13,7 +13,7 @@ import pkgutil
 
 import gradio as gr
 
-from embedsuite.app.ui import TABS, AppContext, server_stats
+from embedsuite.app.ui import TABS, AppContext
 from embedsuite.encoders import DEFAULT_ENCODER
 
 __all__ = ["build_demo", "discover_tabs"]
@@ -53,16 +53,13 @@ def build_demo(encoder_name: str = DEFAULT_ENCODER, ctx: AppContext | None = Non
         for _, spec in sorted(TABS.items(), key=lambda kv: kv[1].order):
             with gr.Tab(spec.title):
                 spec.build(ctx)
-        # server-side handler timings for benchmarks/load.py (no UI element)
-        gr.api(_stats, api_name="server_stats", concurrency_limit=None)
+
+        def _end_session(request: gr.Request) -> None:
+            ctx.end_session(getattr(request, "session_hash", None))
+
+        demo.unload(_end_session)  # a closed page's temporary folders go at once
     pool = workers or os.cpu_count() or 2
     for fn in demo.fns.values():
-        if fn.api_name != "server_stats":
-            fn.concurrency_id = "model"
-            fn.concurrency_limit = pool
+        fn.concurrency_id = "model"
+        fn.concurrency_limit = pool
     return demo
-
-
-def _stats() -> dict[str, dict[str, float]]:
-    """Server-side time per handler: count, p50 and p95 in milliseconds."""
-    return server_stats()

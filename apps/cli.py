@@ -70,38 +70,75 @@ def cmd_encode(args: argparse.Namespace) -> int:
     return 0
 
 
+def default_serving_encoder() -> str:
+    """The encoder ``serve`` uses by default, chosen by measurement.
+
+    ``e5-small-int8`` (OpenVINO) encodes 3.1-3.5x faster than ``e5-small`` on this
+    project's CPU (``benchmarks/encode.py``) and the shipped heads read it at a measured
+    cost of +0.38 points SST-2 (sentiment) and -0.15 points XQuAD-en F1 (QA)
+    (``benchmarks/int8_quality.py --only-shipped``), so it serves by default where its
+    runtime (the ``fast`` extra) is installed; otherwise ``e5-small``.
+    """
+    import importlib.util
+
+    return "e5-small-int8" if importlib.util.find_spec("openvino") else "e5-small"
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
-    from embedsuite.app.blocks import build_demo
-    from embedsuite.app.ui import MAX_UPLOAD_BYTES
+    import threading
+
+    import uvicorn
+
+    from embedsuite.app.server import build_server, check_exposure, read_auth
+    from embedsuite.app.ui import AppContext
     from embedsuite.encoders import get_encoder
 
     t0 = time.perf_counter()
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        logger.warning("binding to %s: the app will be reachable from other machines; it has "
-                       "no authentication", args.host)
+    auth = read_auth(args.auth, args.auth_file)
+    api_key = args.api_key or os.environ.get("EMBEDSUITE_API_KEY") or None
+    check_exposure(args.host, auth=auth, api_key=api_key, insecure=args.insecure)
+    encoder = args.encoder or default_serving_encoder()
+    allowed = (tuple(n.strip() for n in args.encoders.split(",") if n.strip())
+               if args.encoders else None)
     import torch
 
-    # ``workers`` handlers run at once (one shared pool, see build_demo); each gets an
-    # equal share of the cores so that they do not oversubscribe the CPU
+    cores = os.cpu_count() or 2
+    window = args.batch_window_ms if args.batch_window_ms > 0 else None
     workers = max(1, args.workers)
-    per_worker = max(1, (os.cpu_count() or 2) // workers)
-    torch.set_num_threads(per_worker)
-    os.environ.setdefault("EMBEDSUITE_THREADS", str(per_worker))  # e5-small-int8 (ONNX)
-    enc = get_encoder(args.encoder)
-    logger.info("loading the shared encoder %s (built on first use)...", enc.name)
-    enc.encode("warm up", role="query")
-    demo = build_demo(args.encoder, workers=workers)
-    # max_size bounds the waiting line: beyond it a request is refused at once with a
-    # clear "queue is full" message instead of waiting minutes
-    demo.queue(max_size=args.max_queue)
-    demo.launch(server_name=args.host, server_port=args.port, prevent_thread_lock=True,
-                max_file_size=MAX_UPLOAD_BYTES, show_error=False, quiet=True)
-    _out(f"embedsuite app on http://{args.host}:{args.port} (encoder {enc.name}); "
-         f"ready in {time.perf_counter() - t0:.1f} s. Ctrl+C stops it.")
+    # with batching, one batcher thread runs every encoder pass while the handlers wait
+    # for it; it gets all cores but one, which stays with the HTTP server and the
+    # handlers (on 2 cores: 1 thread per pass served 138-200 sentiment requests/s under
+    # 50 users against 91-110/s with 2, benchmarks/load.py). Without batching each of
+    # ``workers`` handlers gets its share of the cores.
+    per_pass = max(1, cores - 1) if window is not None else max(1, cores // workers)
+    torch.set_num_threads(per_pass)
+    os.environ.setdefault("EMBEDSUITE_THREADS", str(per_pass))  # e5-small-int8
+    ctx = AppContext(encoder_name=encoder, allowed_encoders=allowed, batch_window_ms=window,
+                     batch_max=max(1, args.batch_max),
+                     results_dir=args.results_dir, max_encoders=args.max_encoders)
+    get_encoder(encoder)  # an unknown name fails here, before the port opens
+    app = build_server(ctx, workers=workers, max_queue=args.max_queue, auth=auth,
+                       api_key=api_key, public_stats=args.public_stats)
+
+    def warm_up() -> None:
+        logger.info("loading the shared encoder %s (built on first use)...", encoder)
+        try:
+            ctx.encoder.encode("warm up", role="query")
+        except Exception:
+            logger.exception("the encoder %s failed to load", encoder)
+            return
+        ctx.ready.set()
+        _out(f"embedsuite on http://{args.host}:{args.port} (encoder {encoder}; UI at /, REST "
+             f"at /v1, docs at /docs); ready in {time.perf_counter() - t0:.1f} s. "
+             f"Ctrl+C stops it.")
+
+    threading.Thread(target=warm_up, name="warm-up", daemon=True).start()
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
+                            timeout_graceful_shutdown=5)
     try:
-        demo.block_thread()
-    except KeyboardInterrupt:
-        demo.close()
+        uvicorn.Server(config).run()
+    finally:
+        ctx.close()
     return 0
 
 
@@ -165,14 +202,38 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_encode)
 
-    s = sub.add_parser("serve", help="start the Gradio app")
-    s.add_argument("--encoder", default=DEFAULT_ENCODER)
+    s = sub.add_parser("serve", help="start the app: the Gradio UI and the REST API")
+    s.add_argument("--encoder", default=None,
+                   help="the shared encoder (default: e5-small-int8 where OpenVINO is "
+                        "installed, else e5-small; see docs/serving.md)")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=7860)
-    s.add_argument("--workers", type=int, default=os.cpu_count() or 2,
-                   help="model calls run at once across all tabs (default: CPU cores)")
+    s.add_argument("--workers", type=int, default=4,
+                   help="UI handlers run at once (they share batched encoder passes; 4 "
+                        "measured better than 16 under 50 users, docs/serving.md)")
     s.add_argument("--max-queue", type=int, default=200,
-                   help="requests that may wait; more are refused with a message")
+                   help="UI requests that may wait; more are refused with a message")
+    s.add_argument("--batch-window-ms", type=float, default=10.0,
+                   help="micro-batching window of the shared encoder in ms (0: off)")
+    s.add_argument("--batch-max", type=int, default=32,
+                   help="most texts in one batched encoder pass")
+    s.add_argument("--encoders", default=None,
+                   help="comma-separated encoders a web request may load (Compare and Inside "
+                        "tabs); default: the shared encoder's family")
+    s.add_argument("--max-encoders", type=int, default=2,
+                   help="extra encoders kept loaded at once (least recently used goes first)")
+    s.add_argument("--results-dir", default="results",
+                   help="the only folder the Compare tab reads results from")
+    s.add_argument("--auth", default=None, metavar="USER:PASSWORD",
+                   help="a login for the UI (Gradio's login page)")
+    s.add_argument("--auth-file", default=None,
+                   help="a file of UI logins, one USER:PASSWORD per line")
+    s.add_argument("--api-key", default=None,
+                   help="bearer token the REST routes need (or set EMBEDSUITE_API_KEY)")
+    s.add_argument("--insecure", action="store_true",
+                   help="allow a non-loopback --host with neither --auth nor --api-key")
+    s.add_argument("--public-stats", action="store_true",
+                   help="serve /server_stats to every client (default: this machine only)")
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("evaluate", help="run evaluation tasks for encoders")

@@ -8,14 +8,18 @@ import functools
 import logging
 import math
 import os
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, overload
+from pathlib import Path
+from typing import Any, TypeVar, cast, overload
 
 import numpy as np
 
+from embedsuite.cancel import CancelToken, OperationCancelledError, cancel_scope
 from embedsuite.encoders import DEFAULT_ENCODER, get_encoder
 from embedsuite.encoders.base import BaseEncoder
 from embedsuite.errors import EmbedsuiteError
@@ -51,30 +55,169 @@ MAX_BATCH = _env_limit("MAX_BATCH", 256)
 MAX_UPLOAD_BYTES = _env_limit("MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
 
 
+def _nbytes(obj: Any, depth: int = 0) -> int:
+    """A rough size of a cached resource: the arrays it holds (heads, indexes, lists)."""
+    if isinstance(obj, np.ndarray):
+        return int(obj.nbytes)
+    if depth > 3:
+        return 0
+    if isinstance(obj, dict):
+        return sum(_nbytes(v, depth + 1) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_nbytes(v, depth + 1) for v in obj[:1000])
+    if hasattr(obj, "__dict__"):
+        return sum(_nbytes(v, depth + 1) for v in vars(obj).values())
+    return 0
+
+
+#: Resources never evicted: the shipped heads every request uses.
+PINNED_RESOURCES = ("sentiment:default", "sentiment:batcher", "qa-head", "recommend:demo")
+
+
 @dataclass
 class AppContext:
     """Shared state of one app: the encoder (loaded once, used by every tab) and caches.
 
     Attributes:
         encoder_name: The shared encoder's registry name or folder.
+        allowed_encoders: The encoders a web request may load (the Compare and Inside
+            tabs); the shared encoder is always allowed. ``None``: the shared encoder and
+            the other member of its family.
+        max_encoders: Most extra encoders kept loaded at once (least recently used
+            goes first).
+        max_resources: Most cached resources (uploaded catalogues, custom heads, bias
+            results); the shipped heads (:data:`PINNED_RESOURCES`) do not count.
+        max_resource_bytes: Memory budget of those resources (their arrays).
+        batch_window_ms: Micro-batching window of the shared encoder (``None``: off),
+            see :mod:`embedsuite.encoders.batching`.
+        batch_max: Most texts in one batched pass.
+        results_dir: The only folder the Compare tab reads results from.
         resources: A per-app store tabs may use for loaded heads, indexes, ...
     """
 
     encoder_name: str = DEFAULT_ENCODER
-    resources: dict[str, Any] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    allowed_encoders: tuple[str, ...] | None = None
+    max_encoders: int = 2
+    max_resources: int = 32
+    max_resource_bytes: int = 2 * 1024**3
+    batch_window_ms: float | None = None
+    batch_max: int = 64
+    results_dir: str | os.PathLike[str] = "results"
+    resources: collections.OrderedDict[str, Any] = field(
+        default_factory=collections.OrderedDict)
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    _batched: Any = field(default=None, repr=False)
+    _extra: collections.OrderedDict[str, BaseEncoder] = field(
+        default_factory=collections.OrderedDict, repr=False)
+    ready: threading.Event = field(default_factory=threading.Event, repr=False)
+    _session_dirs: dict[str, list[Path]] = field(default_factory=dict, repr=False)
+    _tmp_root: Path | None = field(default=None, repr=False)
 
     @property
     def encoder(self) -> BaseEncoder:
-        """The shared encoder (one instance per process)."""
-        return get_encoder(self.encoder_name)
+        """The shared encoder (one instance per process), behind the micro-batcher if on."""
+        enc = get_encoder(self.encoder_name)
+        if self.batch_window_ms is None:
+            return enc
+        with self._lock:
+            if self._batched is None or self._batched.encoder is not enc:
+                from embedsuite.encoders.batching import BatchingEncoder
+
+                self._batched = BatchingEncoder(enc, window_ms=self.batch_window_ms,
+                                                max_batch=self.batch_max)
+            return cast(BaseEncoder, self._batched)
+
+    def allowed(self) -> list[str]:
+        """The encoder names a request may ask for, the shared one first."""
+        from embedsuite.encoders.families import FAMILIES, family_of
+
+        fam = family_of(self.encoder_name)
+        names = (list(self.allowed_encoders) if self.allowed_encoders is not None
+                 else list(FAMILIES.get(fam).members) if fam else [])
+        return list(dict.fromkeys([self.encoder_name, *names]))
+
+    def encoder_for(self, name: str) -> BaseEncoder:
+        """The encoder ``name`` if the server allows it; extra encoders are kept in an LRU.
+
+        Raises:
+            ValueError: ``name`` is not in the server's allow-list.
+        """
+        if name == self.encoder_name:
+            return self.encoder
+        allowed = self.allowed()
+        if name not in allowed:
+            raise ValueError(f"This server does not offer the encoder {name!r}; it offers "
+                             f"{', '.join(allowed)}. (The server's --encoders option sets "
+                             f"the list.)")
+        with self._lock:
+            if name in self._extra:
+                self._extra.move_to_end(name)
+                return self._extra[name]
+            enc = get_encoder(name, shared=False)
+            self._extra[name] = enc
+            while len(self._extra) > max(0, self.max_encoders):
+                old, _ = self._extra.popitem(last=False)
+                logger.info("encoder %s unloaded (least recently used; max_encoders=%d)", old,
+                            self.max_encoders)
+            return enc
+
+    def session_dir(self, session: str | None, prefix: str = "work-") -> Path:
+        """A new temporary folder owned by a browser session, removed when the session
+        ends (:meth:`end_session`, called by the page's unload event) or the app closes."""
+        with self._lock:
+            if self._tmp_root is None:
+                self._tmp_root = Path(tempfile.mkdtemp(prefix="embedsuite-app-"))
+            d = Path(tempfile.mkdtemp(prefix=prefix, dir=self._tmp_root))
+            self._session_dirs.setdefault(session or "", []).append(d)
+            return d
+
+    def end_session(self, session: str | None) -> int:
+        """Remove the temporary folders of ``session``; return how many were removed."""
+        with self._lock:
+            dirs = self._session_dirs.pop(session or "", [])
+        for d in dirs:
+            shutil.rmtree(d, ignore_errors=True)
+        if dirs:
+            logger.info("session ended: %d temporary folder(s) removed", len(dirs))
+        return len(dirs)
+
+    def close(self) -> None:
+        """Remove every temporary folder (the server is stopping)."""
+        with self._lock:
+            self._session_dirs.clear()
+            root, self._tmp_root = self._tmp_root, None
+        if root is not None:
+            shutil.rmtree(root, ignore_errors=True)
 
     def resource(self, key: str, factory: Callable[[], Any]) -> Any:
-        """Return ``resources[key]``, creating it once with ``factory`` (thread-safe)."""
+        """Return ``resources[key]``, creating it once with ``factory`` (thread-safe).
+
+        Resources other than the shipped heads form an LRU bounded by
+        :attr:`max_resources` and :attr:`max_resource_bytes`.
+        """
         with self._lock:
-            if key not in self.resources:
-                self.resources[key] = factory()
-            return self.resources[key]
+            if key in self.resources:
+                self.resources.move_to_end(key)
+                return self.resources[key]
+            value = factory()
+            self.resources[key] = value
+            self._evict(keep=key)
+            return value
+
+    def _evict(self, keep: str) -> None:
+        loose = [k for k in self.resources if k not in PINNED_RESOURCES]
+        sizes = {k: _nbytes(self.resources[k]) for k in loose}
+        total = sum(sizes.values())
+        count = len(loose)
+        for k in list(loose):
+            if count <= self.max_resources and total <= self.max_resource_bytes:
+                break
+            if k == keep:
+                continue
+            del self.resources[k]
+            count -= 1
+            total -= sizes[k]
+            logger.info("resource %s evicted (least recently used)", k)
 
 
 @dataclass(frozen=True)
@@ -167,18 +310,26 @@ def _run_with_timeout(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dic
                       limit: float | None, long: bool) -> Any:
     """``fn(*args, **kwargs)``, or :class:`RequestTimeoutError` after ``limit`` seconds.
 
-    The call runs in a daemon thread; Python cannot stop a thread, so a call past
-    its limit finishes in the background (its result is dropped) while the user
-    gets the message at once.
+    The call runs in a daemon thread under a :class:`~embedsuite.cancel.CancelToken`.
+    Past its limit the user gets the message at once and the token is cancelled: the
+    encoders check it between batches, so the work stops within one batch instead of
+    using the CPU for a result nobody reads.
     """
     if limit is None:
         return fn(*args, **kwargs)
     box: dict[str, Any] = {}
     run = contextvars.copy_context().run
+    token = CancelToken()
+
+    def scoped() -> Any:
+        with cancel_scope(token):
+            return fn(*args, **kwargs)
 
     def target() -> None:
         try:
-            box["value"] = run(fn, *args, **kwargs)
+            box["value"] = run(scoped)
+        except OperationCancelledError:
+            logger.info("%s stopped after its request timed out", fn.__name__)
         except BaseException as exc:  # re-raised in the caller's thread
             box["error"] = exc
 
@@ -186,8 +337,9 @@ def _run_with_timeout(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dic
     worker.start()
     worker.join(limit)
     if worker.is_alive():
-        logger.warning("%s ran past the request limit of %g s; it finishes in the background "
-                       "and its result is dropped", fn.__name__, limit)
+        token.cancel(f"{fn.__name__} ran past the request limit of {limit:g} s")
+        logger.warning("%s ran past the request limit of %g s; it is cancelled and stops at "
+                       "its next batch", fn.__name__, limit)
         raise RequestTimeoutError(_timeout_message(limit, long))
     if "error" in box:
         raise box["error"]
@@ -223,15 +375,20 @@ def ui_errors(fn: F | None = None, *, long: bool = False) -> F | Callable[[F], F
         t0 = time.perf_counter()
         try:
             return _run_with_timeout(func, args, kwargs, request_timeout(long), long)
-        except gr.Error:
+        except gr.Error as exc:
+            exc.print_exception = False
+            logger.info("input error in %s: %s", name, str(exc.message)[:200])
             raise
         except (EmbedsuiteError, ValueError, TypeError, KeyError, FileNotFoundError) as exc:
+            # a user's input error: one log line, no traceback (gradio would print one)
             msg = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-            raise gr.Error(msg) from None
+            logger.info("input error in %s: %s", name, msg.splitlines()[0] if msg else "")
+            raise gr.Error(msg, print_exception=False) from None
         except Exception as exc:
-            logger.exception("unexpected error in %s", name)
+            logger.exception("unexpected error in %s", name)  # a real fault: the traceback
             raise gr.Error(f"Something went wrong ({type(exc).__name__}); the details are in "
-                           f"the server log. The app keeps running.") from None
+                           f"the server log. The app keeps running.",
+                           print_exception=False) from None
         finally:
             with _STATS_LOCK:
                 _STATS[name].append(time.perf_counter() - t0)

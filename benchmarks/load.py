@@ -1,18 +1,31 @@
-"""Load test: 50 simulated users for 60 s across the four head tabs of the app.
+"""Load test: 50 concurrent users against the app's REST routes and its Gradio events,
+each against a reference measured in the same run with the same client.
 
-Starts ``embedsuite serve`` on a free localhost port, then each user (a thread with
-its own ``gradio_client.Client``) loops over the tabs' API endpoints. Prints requests
-served, errors, client-side p50/p95 per tab, and the server-side handler times the
-app records (``/server_stats``).
+Starts ``embedsuite serve`` (and two echo servers, ``echo_servers.py``) on free localhost
+ports, then runs, one after the other, for ``--seconds`` each:
 
-    python benchmarks/load.py [--users 50] [--seconds 60] [--json]
+- ``rest_echo``: a bare FastAPI route that reverses the text (async httpx client);
+- ``rest_sentiment``: ``POST /v1/sentiment``, one new short text per request;
+- ``gradio_echo``: a Gradio event that reverses the text (``gradio_client``, a thread
+  and a client per user);
+- ``gradio_sentiment``: the app's ``/sentiment`` event, one new short text per request;
+- ``gradio_mixed`` / ``rest_mixed``: the four heads in turn (sentiment with a new text,
+  translation, recommendation, QA), through each protocol.
+
+Every sentiment text is new to the server (a random name in a template), so every one
+needs an encoder pass. Prints requests/s, errors, client p50/p95, the ratios the
+targets are stated in, and the server-side handler times (``/server_stats``).
+
+    python benchmarks/load.py [--users 50] [--seconds 30] [--encoder NAME] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -20,6 +33,7 @@ import threading
 import time
 import urllib.request
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,143 +41,258 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# (tab, api_name, positional args) per request kind; each user cycles through them
-SCENARIOS: list[tuple[str, str, tuple[Any, ...]]] = [
-    ("sentiment", "/sentiment", ("What a wonderful, moving film.", "default (SST-2)")),
-    ("translation", "/translation_search",
-     ("Der Zug nach Berlin fährt um acht Uhr ab.",
-      "The train to Berlin leaves at eight o'clock.\nMy grandmother grows tomatoes.\n"
-      "The museum is closed on Mondays.\nHow much does this ticket cost?", 3, "margin")),
-    ("recommendation", "/recommend", (["b001", "f008"], [], 5, 0.0)),
-    ("qa", "/qa_answer", None),  # filled in by qa_args()
-]
+_SYL = ["ka", "lo", "mi", "ra", "ben", "tor", "vi", "sa", "del", "no", "ur", "fi", "gan", "pe"]
+_ADJ = ["wonderful", "dull", "moving", "awful", "clever", "tedious", "charming", "messy",
+        "gripping", "forgettable", "warm", "cold", "funny", "bleak", "brilliant", "lazy"]
+_NOUN = ["film", "story", "cast", "script", "ending", "soundtrack", "pacing", "dialogue"]
 
 
-def qa_args(client: Any) -> tuple[Any, ...]:
-    """Arguments of /qa_answer, matched to the endpoint's parameters by name."""
-    info = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    params = info["/qa_answer"]["parameters"]
-    values = {"question": "Where does the train to Berlin leave from?",
-              "context": "The night train to Berlin leaves from platform 4 at 22:10. "
-                         "Tickets can be bought on board."}
-    out = []
-    for p in params:
-        name = p["parameter_name"].lower()
-        if "question" in name or name in ("q",):
-            out.append(values["question"])
-        elif "context" in name or "text" in name or name in ("c", "ctx"):
-            out.append(values["context"])
-        else:
-            out.append(p.get("parameter_default"))
-    return tuple(out)
+def new_text(rng: random.Random) -> str:
+    """A short review sentence no cache has seen (a random made-up name in it)."""
+    name = "".join(rng.choice(_SYL) for _ in range(3)).capitalize()
+    return (f"{name}'s new {rng.choice(_NOUN)} is {rng.choice(_ADJ)}, and the "
+            f"{rng.choice(_NOUN)} feels {rng.choice(_ADJ)}.")
 
 
+TRANSLATION = ("Der Zug nach Berlin fährt um acht Uhr ab.",
+               ["The train to Berlin leaves at eight o'clock.", "My grandmother grows tomatoes.",
+                "The museum is closed on Mondays.", "How much does this ticket cost?"])
+QA = ("Where does the train to Berlin leave from?",
+      "The night train to Berlin leaves from platform 4 at 22:10. Tickets can be bought on "
+      "board.")
+LIKED = ["b001", "f008"]
+
+
+# -- servers ----------------------------------------------------------------------
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def start_app(port: int) -> subprocess.Popen[bytes]:
+def _start(cmd: list[str], health: str, timeout_s: float = 600) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "embedsuite.app", "serve", "--port", str(port)],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 600
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit("the app exited during start-up")
+            raise SystemExit(f"{' '.join(cmd[:4])} exited during start-up")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}", timeout=2) as r:
+            with urllib.request.urlopen(health, timeout=2) as r:
                 if r.status == 200:
                     return proc
         except OSError:
             time.sleep(0.5)
     proc.kill()
-    raise SystemExit("the app did not start in 600 s")
+    raise SystemExit(f"{health} did not answer in {timeout_s:g} s")
+
+
+# -- clients ------------------------------------------------------------------
+class Tally:
+    """Latencies and errors per request kind."""
+
+    def __init__(self) -> None:
+        self.lat: dict[str, list[float]] = defaultdict(list)
+        self.errors: dict[str, int] = defaultdict(int)
+        self.samples: dict[str, str] = {}
+        self.lock = threading.Lock()
+        self.wall = 0.0
+
+    def ok(self, kind: str, dt: float) -> None:
+        with self.lock:
+            self.lat[kind].append(dt)
+
+    def fail(self, kind: str, msg: str) -> None:
+        with self.lock:
+            self.errors[kind] += 1
+            self.samples.setdefault(kind, msg[:200])
+
+    def summary(self) -> dict[str, Any]:
+        allv = np.asarray([x for v in self.lat.values() for x in v]) * 1000
+        served = int(allv.size)
+        out: dict[str, Any] = {
+            "served": served, "errors": int(sum(self.errors.values())),
+            "seconds": round(self.wall, 1),
+            "per_s": round(served / self.wall, 1) if self.wall else 0.0,
+            "p50_ms": round(float(np.percentile(allv, 50)), 1) if served else None,
+            "p95_ms": round(float(np.percentile(allv, 95)), 1) if served else None,
+        }
+        if len(self.lat) > 1:
+            out["per_kind"] = {k: {"served": len(v), "p50_ms": round(
+                float(np.percentile(np.asarray(v) * 1000, 50)), 1)} for k, v in self.lat.items()}
+        if self.samples:
+            out["error_samples"] = self.samples
+        return out
+
+
+def run_rest(base: str, requests: list[tuple[str, str, Callable[[random.Random], Any]]],
+             users: int, seconds: float, headers: dict[str, str] | None = None) -> Tally:
+    """``users`` async httpx clients cycling through ``requests`` (kind, path, body(rng))."""
+    import httpx
+
+    tally = Tally()
+
+    async def main() -> None:
+        limits = httpx.Limits(max_connections=users, max_keepalive_connections=users)
+        async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits,
+                                     headers=headers) as client:
+            stop = time.monotonic() + seconds
+
+            async def user(k: int) -> None:
+                rng = random.Random(time.time_ns() + k)
+                i = k
+                while time.monotonic() < stop:
+                    kind, path, body = requests[i % len(requests)]
+                    i += 1
+                    t0 = time.perf_counter()
+                    try:
+                        r = await client.post(path, json=body(rng))
+                        if r.status_code != 200:
+                            tally.fail(kind, f"HTTP {r.status_code}: {r.text}")
+                            continue
+                        tally.ok(kind, time.perf_counter() - t0)
+                    except Exception as exc:  # counted and reported, the run goes on
+                        tally.fail(kind, f"{type(exc).__name__}: {exc}")
+
+            t0 = time.perf_counter()
+            await asyncio.gather(*(user(k) for k in range(users)))
+            tally.wall = time.perf_counter() - t0
+
+    asyncio.run(main())
+    return tally
+
+
+GradioRequests = list[tuple[str, str, Callable[[random.Random], tuple[Any, ...]]]]
+
+
+def run_gradio(url: str, requests: GradioRequests, users: int, seconds: float) -> Tally:
+    """``users`` threads, each with its own ``gradio_client.Client``, cycling ``requests``."""
+    from gradio_client import Client
+
+    tally = Tally()
+    clients = [Client(url, verbose=False) for _ in range(users)]
+    stop = time.monotonic() + seconds
+
+    def user(k: int) -> None:
+        rng = random.Random(time.time_ns() + k)
+        i = k
+        while time.monotonic() < stop:
+            kind, api, args = requests[i % len(requests)]
+            i += 1
+            t0 = time.perf_counter()
+            try:
+                clients[k].predict(*args(rng), api_name=api)
+                tally.ok(kind, time.perf_counter() - t0)
+            except Exception as exc:  # counted and reported, the run goes on
+                tally.fail(kind, f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=user, args=(k,)) for k in range(users)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    tally.wall = time.perf_counter() - t0
+    return tally
+
+
+REST_SENTIMENT = [("sentiment", "/v1/sentiment", lambda r: {"texts": new_text(r)})]
+REST_MIXED = [
+    ("sentiment", "/v1/sentiment", lambda r: {"texts": new_text(r)}),
+    ("translation", "/v1/translation/search",
+     lambda r: {"queries": TRANSLATION[0], "candidates": TRANSLATION[1], "top_k": 3}),
+    ("recommendation", "/v1/recommend", lambda r: {"liked": LIKED, "k": 5}),
+    ("qa", "/v1/qa", lambda r: {"question": QA[0], "context": QA[1], "top_k": 3}),
+]
+GRADIO_SENTIMENT = [("sentiment", "/sentiment", lambda r: (new_text(r), "default (SST-2)"))]
+GRADIO_MIXED = [
+    ("sentiment", "/sentiment", lambda r: (new_text(r), "default (SST-2)")),
+    ("translation", "/translation_search",
+     lambda r: (TRANSLATION[0], "\n".join(TRANSLATION[1]), 3, "margin")),
+    ("recommendation", "/recommend", lambda r: (LIKED, [], 5, 0.0)),
+    ("qa", "/qa_answer", lambda r: (QA[1], QA[0], 3, 0.5)),
+]
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--users", type=int, default=50)
-    p.add_argument("--seconds", type=float, default=60)
-    p.add_argument("--url", default=None, help="use a running app instead of starting one")
+    p.add_argument("--seconds", type=float, default=30)
+    p.add_argument("--encoder", default=None, help="the app's --encoder (default: serve's)")
+    p.add_argument("--serve-args", default="", help="more arguments for embedsuite serve")
+    p.add_argument("--only", default="rest_echo,rest_sentiment,gradio_echo,gradio_sentiment,"
+                                      "gradio_mixed,rest_mixed")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
+    only = [s.strip() for s in args.only.split(",") if s.strip()]
     from gradio_client import Client
 
-    proc = None
-    url = args.url
-    if url is None:
-        port = _free_port()
-        proc = start_app(port)
-        url = f"http://127.0.0.1:{port}/"
+    app_port, rest_port, gr_port = _free_port(), _free_port(), _free_port()
+    serve = [sys.executable, "-m", "embedsuite.app", "serve", "--port", str(app_port),
+             *(["--encoder", args.encoder] if args.encoder else []), *args.serve_args.split()]
+    app_url = f"http://127.0.0.1:{app_port}"
+    procs = [_start(serve, f"{app_url}/health")]
+    out: dict[str, Any] = {"users": args.users, "seconds_each": args.seconds}
     try:
-        probe = Client(url, verbose=False)
-        scenarios = [(t, a, qa_args(probe) if x is None else x) for t, a, x in SCENARIOS]
-        for _tab, api, x in scenarios:  # warm every endpoint once (loads heads)
-            probe.predict(*x, api_name=api)
-        lat: dict[str, list[float]] = defaultdict(list)
-        errors: dict[str, int] = defaultdict(int)
-        samples: dict[str, str] = {}
-        lock = threading.Lock()
-        stop = time.monotonic() + args.seconds
-
-        def user(k: int) -> None:
-            client = Client(url, verbose=False)
-            i = k
-            while time.monotonic() < stop:
-                tab, api, x = scenarios[i % len(scenarios)]
-                i += 1
-                t0 = time.perf_counter()
-                try:
-                    client.predict(*x, api_name=api)
-                    with lock:
-                        lat[tab].append(time.perf_counter() - t0)
-                except Exception as exc:  # counted and reported, the run goes on
-                    with lock:
-                        errors[tab] += 1
-                        samples.setdefault(tab, f"{type(exc).__name__}: {exc}"[:200])
-
-        threads = [threading.Thread(target=user, args=(k,)) for k in range(args.users)]
-        t_start = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        wall = time.perf_counter() - t_start
-        server = probe.predict(api_name="/server_stats")
+        procs.append(_start([sys.executable, "benchmarks/echo_servers.py", "rest", "--port",
+                             str(rest_port)], f"http://127.0.0.1:{rest_port}/health"))
+        procs.append(_start([sys.executable, "benchmarks/echo_servers.py", "gradio", "--port",
+                             str(gr_port)], f"http://127.0.0.1:{gr_port}/"))
+        probe = Client(app_url, verbose=False)
+        warm_rng = random.Random(0)
+        for _, api, a in GRADIO_MIXED:  # load every head once
+            probe.predict(*a(warm_rng), api_name=api)
+        echo_rest = [("echo", "/echo", lambda r: {"text": new_text(r)})]
+        echo_gr = [("echo", "/echo", lambda r: (new_text(r),))]
+        runs: dict[str, Callable[[], Tally]] = {
+            "rest_echo": lambda: run_rest(f"http://127.0.0.1:{rest_port}", echo_rest,
+                                          args.users, args.seconds),
+            "rest_sentiment": lambda: run_rest(app_url, REST_SENTIMENT, args.users,
+                                               args.seconds),
+            "gradio_echo": lambda: run_gradio(f"http://127.0.0.1:{gr_port}/", echo_gr,
+                                              args.users, args.seconds),
+            "gradio_sentiment": lambda: run_gradio(app_url + "/", GRADIO_SENTIMENT, args.users,
+                                                   args.seconds),
+            "gradio_mixed": lambda: run_gradio(app_url + "/", GRADIO_MIXED, args.users,
+                                               args.seconds),
+            "rest_mixed": lambda: run_rest(app_url, REST_MIXED, args.users, args.seconds),
+        }
+        for name in only:
+            out[name] = runs[name]().summary()
+            print(f"{name}: {out[name]['per_s']} requests/s, {out[name]['errors']} errors",
+                  file=sys.stderr)
+        with urllib.request.urlopen(f"{app_url}/server_stats", timeout=10) as r:
+            out["server_side"] = json.loads(r.read())
     finally:
-        if proc is not None:
+        for proc in procs:
             proc.terminate()
-            proc.wait(timeout=30)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
-    per_tab = {}
-    for tab, _, _ in scenarios:
-        arr = np.asarray(lat[tab]) * 1000
-        per_tab[tab] = {"served": len(arr), "errors": errors[tab],
-                        "client_p50_ms": round(float(np.percentile(arr, 50)), 1) if len(arr)
-                        else None,
-                        "client_p95_ms": round(float(np.percentile(arr, 95)), 1) if len(arr)
-                        else None}
-    out = {"users": args.users, "seconds": round(wall, 1),
-           "served": sum(v["served"] for v in per_tab.values()),
-           "errors": sum(errors.values()), "per_tab": per_tab, "server_side": server,
-           "error_samples": samples}
+    def ratio(a: str, b: str) -> float | None:
+        if a in out and b in out and out[b]["per_s"]:
+            return round(out[a]["per_s"] / out[b]["per_s"], 3)
+        return None
+
+    out["ratios"] = {"rest_sentiment/rest_echo": ratio("rest_sentiment", "rest_echo"),
+                     "gradio_sentiment/gradio_echo": ratio("gradio_sentiment", "gradio_echo"),
+                     "rest_mixed/gradio_mixed": ratio("rest_mixed", "gradio_mixed")}
     if args.json:
         print(json.dumps(out))
         return
-    print(f"{args.users} users for {wall:.0f} s: {out['served']} requests served, "
-          f"{out['errors']} errors")
-    print(f"{'tab':<16}{'served':>8}{'errors':>8}{'p50 ms':>10}{'p95 ms':>10}  (client side)")
-    for tab, v in per_tab.items():
-        print(f"{tab:<16}{v['served']:>8}{v['errors']:>8}{v['client_p50_ms']!s:>10}"
-              f"{v['client_p95_ms']!s:>10}")
+    print(f"{args.users} users, {args.seconds:g} s per scenario")
+    print(f"{'scenario':<18}{'req/s':>8}{'errors':>8}{'p50 ms':>10}{'p95 ms':>10}")
+    for name in only:
+        v = out[name]
+        print(f"{name:<18}{v['per_s']:>8}{v['errors']:>8}{v['p50_ms']!s:>10}{v['p95_ms']!s:>10}")
+    for k, v in out["ratios"].items():
+        print(f"ratio {k}: {v}")
     print("server-side handler times (ms):")
-    for name, v in server.items():
-        print(f"  {name:<28} n={v['count']:<6} p50={v['p50_ms']:<8} p95={v['p95_ms']}")
-    for tab, msg in samples.items():
-        print(f"  first error in {tab}: {msg}")
+    for name, v in out["server_side"].items():
+        print(f"  {name:<28} n={v['count']:<7g} p50={v['p50_ms']:<8} p95={v['p95_ms']}")
 
 
 if __name__ == "__main__":

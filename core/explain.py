@@ -10,7 +10,9 @@
 
 from __future__ import annotations
 
+import collections
 import re
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -122,31 +124,79 @@ def plot_token_map(ta: TokenEmbeddings, tb: TokenEmbeddings, sim: np.ndarray,
     return fig
 
 
+#: Token vectors of texts seen by :func:`closest_words` (the per-text work), by encoder,
+#: role and text; a catalogue's items are read once, not at every request.
+_WORD_MEMO: collections.OrderedDict[tuple[str, str, str], tuple[np.ndarray, np.ndarray,
+                                                             list[tuple[int, int]]]] = (
+    collections.OrderedDict())
+_WORD_MEMO_SIZE = 4096
+_WORD_MEMO_LOCK = threading.Lock()
+
+
+def _word_tokens(encoder: Encoder, text: str, role: Role
+                 ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
+    """``(unit token vectors, word index per token (-1: none), word spans)`` of ``text``."""
+    key = (str(encoder.fingerprint), str(role), text)
+    with _WORD_MEMO_LOCK:
+        hit = _WORD_MEMO.get(key)
+        if hit is not None:
+            _WORD_MEMO.move_to_end(key)
+            return hit
+    te = encoder.encode_tokens(check_text(text, "text"), role=role)
+    if not isinstance(te, TokenEmbeddings):  # a str in gives one result
+        raise TypeError("encode_tokens(str) must return one TokenEmbeddings")
+    vecs = np.asarray(te.vectors, np.float32)
+    toks = vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+    spans = word_spans(text)
+    starts = np.asarray([s for s, _ in spans], np.int64)
+    ends = np.asarray([e for _, e in spans], np.int64)
+    owner = np.full(len(te), -1, np.int64)
+    # a token belongs to every word it overlaps; tokens overlap at most a few words, so
+    # the first overlapping word (by start) and its neighbours are checked
+    multi: list[tuple[int, int]] = []
+    for t, (ts, tend) in enumerate(np.asarray(te.offsets).reshape(-1, 2)):
+        j = int(np.searchsorted(ends, ts, side="right"))
+        first = True
+        while j < len(spans) and starts[j] < tend:
+            if first:
+                owner[t] = j
+                first = False
+            else:
+                multi.append((t, j))
+            j += 1
+    out = (toks, owner, spans) if not multi else (
+        np.concatenate([toks, toks[[t for t, _ in multi]]]),
+        np.concatenate([owner, np.asarray([j for _, j in multi], np.int64)]), spans)
+    with _WORD_MEMO_LOCK:
+        _WORD_MEMO[key] = out
+        while len(_WORD_MEMO) > _WORD_MEMO_SIZE:
+            _WORD_MEMO.popitem(last=False)
+    return out
+
+
 def closest_words(encoder: Encoder, text: str, vector: np.ndarray, *, role: Role = "passage",
                   top: int = 5) -> list[dict[str, Any]]:
     """The words of ``text`` whose token vectors are closest (cosine) to ``vector``.
 
     Sub-word tokens are merged back into the words of :func:`word_spans`; a word's
     score is the best of its tokens. Repeats, punctuation and words of one or two
-    letters are skipped.
+    letters are skipped. A text's token vectors are computed once per encoder and role
+    (an LRU of the last 4,096 texts), so only the comparison runs per call.
     """
-    te = encoder.encode_tokens(check_text(text, "text"), role=role)
-    if not isinstance(te, TokenEmbeddings):  # a str in gives one result
-        raise TypeError("encode_tokens(str) must return one TokenEmbeddings")
-    if len(te) == 0:
+    toks, owner, spans = _word_tokens(encoder, text, role)
+    if len(toks) == 0:
         return []
     v = np.asarray(vector, dtype=np.float32).reshape(-1)
-    if v.shape[0] != te.vectors.shape[1]:
+    if v.shape[0] != toks.shape[1]:
         raise ValueError(f"vector has {v.shape[0]} dims, the encoder's tokens have "
-                         f"{te.vectors.shape[1]}; use a vector from the same encoder")
-    toks = te.vectors / np.maximum(np.linalg.norm(te.vectors, axis=1, keepdims=True), 1e-12)
+                         f"{toks.shape[1]}; use a vector from the same encoder")
     sims = toks @ (v / max(float(np.linalg.norm(v)), 1e-12))
     best: dict[tuple[int, int], float] = {}
-    for (ts, tend), sc in zip(te.offsets, sims, strict=True):
-        for s, e in word_spans(text):
-            if ts < e and tend > s:
-                best[(s, e)] = max(best.get((s, e), -1.0), float(sc))
-    ranked = sorted(best.items(), key=lambda kv: -kv[1])
+    for w, sc in zip(owner.tolist(), sims.tolist(), strict=True):
+        if w >= 0:
+            span = spans[w]
+            best[span] = max(best.get(span, -1.0), float(sc))
+    ranked = sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
     for (s, e), sc in ranked:

@@ -271,20 +271,26 @@ def test_results_png_and_bias_task(tmp_path: Path, registered: None) -> None:
 
 
 def test_compare_tab_handlers(tmp_path: Path, registered: None) -> None:
-    from embedsuite.app.tabs.compare import live_compare, load_results
+    from embedsuite.app.tabs.compare import live_compare, load_results, result_folders
+    from embedsuite.app.ui import AppContext
 
-    run_evaluation(["fake-a"], ["toy"], tmp_path, data_dir=tmp_path)
-    md, png, rows = load_results(str(tmp_path))
+    run_evaluation(["fake-a"], ["toy"], tmp_path / "run1", data_dir=tmp_path)
+    (tmp_path / "parts-only").mkdir()
+    assert result_folders(tmp_path) == ["run1"]
+    md, png, rows = load_results("run1", tmp_path)
     assert "| fake-a |" in md and png is not None and png.endswith("results.png")
     assert rows[0][:4] == ["fake-a", "toy", "toy", "accuracy"]
     with pytest.raises(FileNotFoundError, match="has no results.json"):
-        load_results(str(tmp_path / "parts"))
-    with pytest.raises(FileNotFoundError, match="results folder"):
-        load_results(str(tmp_path / "missing"))
-    fa, fb = live_compare("fake-a", "fake-b", "red apple\napple red\nblue sky", "query")
+        load_results("parts-only", tmp_path)
+    with pytest.raises(FileNotFoundError, match="No results folder 'missing'"):
+        load_results("missing", tmp_path)
+    ctx = AppContext(encoder_name="fake-a", allowed_encoders=("fake-a", "fake-b"))
+    fa, fb = live_compare(ctx, "fake-a", "fake-b", "red apple\napple red\nblue sky", "query")
     assert fa is not None and fb is not None
     with pytest.raises(ValueError, match="Pick two different encoders"):
-        live_compare("fake-a", "fake-a", "x\ny", "query")
+        live_compare(ctx, "fake-a", "fake-a", "x\ny", "query")
+    with pytest.raises(ValueError, match="does not offer the encoder 'use-m3'"):
+        live_compare(ctx, "fake-a", "use-m3", "x\ny", "query")
 
 
 def test_markdown_shows_a_per_encoder_baseline_as_a_range(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,6 @@ import gradio as gr
 
 from embedsuite.app.tabs.encoder import similarity
 from embedsuite.app.ui import AppContext, register_tab, ui_errors
-from embedsuite.encoders import ENCODERS, get_encoder
 
 LIVE_EXAMPLE = """A man is playing the guitar.
 Ein Mann spielt Gitarre.
@@ -18,37 +18,74 @@ Someone is performing music.
 The stock market crashed today."""
 
 
-def load_results(folder: str) -> tuple[str, str | None, list[list[Any]]]:
+def _not_found(folder: str) -> FileNotFoundError:
+    return FileNotFoundError(
+        f"No results folder {folder!r} in this server's results folder. Give the name of a "
+        f"folder written by `embedsuite evaluate --out results/NAME` (the server reads "
+        f"results only under the folder set by `embedsuite serve --results-dir`).")
+
+
+def result_folders(root: str | os.PathLike[str]) -> list[str]:
+    """Names (relative to ``root``) of the folders under ``root`` holding a results.json."""
+    base = Path(root)
+    if not base.is_dir():
+        return []
+    found = ["."] if (base / "results.json").is_file() else []
+    found += sorted(p.parent.name for p in base.glob("*/results.json"))
+    return found
+
+
+def resolve_results(root: str | os.PathLike[str], folder: str) -> Path:
+    """``folder`` inside ``root``; anything that leads outside (``..``, an absolute path,
+    a symlink) or does not exist gets the same message, which reveals nothing."""
+    name = (folder or "").strip()
+    if not name:
+        raise ValueError("Give the name of a results folder (see the list below the box).")
+    base = Path(root).resolve()
+    try:
+        d = (base / name).resolve()
+    except (OSError, RuntimeError):
+        raise _not_found(name) from None
+    if not d.is_relative_to(base) or not d.is_dir():
+        raise _not_found(name)
+    return d
+
+
+def load_results(folder: str, root: str | os.PathLike[str] = "results"
+                 ) -> tuple[str, str | None, list[list[Any]]]:
     """Read ``results.md``, ``results.png`` and ``results.json`` of an ``evaluate`` run.
 
+    Args:
+        folder: The run's folder, relative to ``root``.
+        root: The only folder results are read from (the server's ``--results-dir``).
+
     Raises:
-        FileNotFoundError: The folder or its ``results.json`` is missing.
+        FileNotFoundError: No such folder under ``root``, or it has no results.json.
     """
-    d = Path((folder or "").strip()).expanduser()
-    if not str(folder or "").strip() or not d.is_dir():
-        raise FileNotFoundError(f"results folder {str(d)!r} not found; run "
-                                f"`embedsuite evaluate --out DIR` and give DIR here")
+    d = resolve_results(root, folder)
     res = d / "results.json"
     if not res.is_file():
-        raise FileNotFoundError(f"{d} has no results.json; is it an `embedsuite evaluate` "
-                                f"output folder?")
+        raise FileNotFoundError(f"{folder!r} has no results.json; is it an `embedsuite "
+                                f"evaluate` output folder?")
     try:
         records = json.loads(res.read_text(encoding="utf-8"))
         rows = [[r["encoder"], r["task"], r["dataset"], r["metric"], round(float(r["value"]), 4),
                  r["n"]] for r in records]
     except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{res} is not a results file written by embedsuite ({exc})") from None
+        raise ValueError(f"{folder!r}/results.json is not a results file written by "
+                         f"embedsuite ({type(exc).__name__})") from None
     md = (d / "results.md").read_text(encoding="utf-8") if (d / "results.md").is_file() else ""
     png = d / "results.png"
     return md.split("## All records")[0], (str(png) if png.is_file() else None), rows
 
 
-def live_compare(a: str, b: str, text: str, role: str) -> tuple[Any, Any]:
-    """Similarity matrices of the same sentences under two encoders."""
+def live_compare(ctx: AppContext, a: str, b: str, text: str, role: str) -> tuple[Any, Any]:
+    """Similarity matrices of the same sentences under two encoders (from the allow-list)."""
     if a == b:
         raise ValueError("Pick two different encoders to compare.")
-    fig_a, _ = similarity(get_encoder(a), text, role)
-    fig_b, _ = similarity(get_encoder(b), text, role)
+    enc_a, enc_b = ctx.encoder_for(a), ctx.encoder_for(b)
+    fig_a, _ = similarity(enc_a, text, role)
+    fig_b, _ = similarity(enc_b, text, role)
     return fig_a, fig_b
 
 
@@ -57,7 +94,11 @@ def build(ctx: AppContext) -> None:
     """Results of `embedsuite evaluate`, and two encoders side by side on your sentences."""
     gr.Markdown("### Transfer results\nA folder written by `embedsuite evaluate --out DIR`.")
     with gr.Row():
-        folder = gr.Textbox(label="Results folder", value="results", scale=4)
+        found = result_folders(ctx.results_dir)
+        folder = gr.Textbox(label="Results folder (name under the server's results folder)",
+                            value=found[0] if found else "", scale=4,
+                            placeholder="e.g. baseline (written by `embedsuite evaluate "
+                                        "--out results/baseline`)")
         load = gr.Button("Load results")
     md = gr.Markdown()
     img = gr.Image(label="results.png", type="filepath", interactive=False)
@@ -65,7 +106,7 @@ def build(ctx: AppContext) -> None:
                          interactive=False, label="All records")
 
     gr.Markdown("### Live: two encoders on the same sentences")
-    names = [n for n in ENCODERS.names() if n != "tfidf"]
+    names = [n for n in ctx.allowed() if n != "tfidf"]
     with gr.Row():
         enc_a = gr.Dropdown(names, value=names[0], label="Encoder A")
         enc_b = gr.Dropdown(names, value=names[1] if len(names) > 1 else names[0],
@@ -79,11 +120,11 @@ def build(ctx: AppContext) -> None:
 
     @ui_errors
     def _load(f: str) -> tuple[str, str | None, list[list[Any]]]:
-        return load_results(f)
+        return load_results(f, ctx.results_dir)
 
     @ui_errors
     def _live(a: str, b: str, t: str, r: str) -> tuple[Any, Any]:
-        return live_compare(a, b, t, r)
+        return live_compare(ctx, a, b, t, r)
 
     load.click(_load, inputs=folder, outputs=[md, img, table], api_name="compare_results")
     go.click(_live, inputs=[enc_a, enc_b, text, role], outputs=[plot_a, plot_b],

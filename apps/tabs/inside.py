@@ -11,7 +11,6 @@ import numpy as np
 
 from embedsuite.app.tabs.encoder import split_lines
 from embedsuite.app.ui import AppContext, register_tab, ui_errors
-from embedsuite.encoders import ENCODERS, get_encoder
 from embedsuite.encoders.base import BaseEncoder
 
 MAP_EXAMPLE = """travel | The train to Berlin leaves at nine.
@@ -88,10 +87,10 @@ def text_map(encoder: BaseEncoder, text: str) -> Any:
     return fig
 
 
-def _bias_for(name: str, tests: list[Any]) -> list[Any]:
+def _bias_for(ctx: AppContext, name: str, tests: list[Any]) -> list[Any]:
     from embedsuite.bias import run_bias_tests
 
-    return run_bias_tests(get_encoder(name), tests)
+    return run_bias_tests(ctx.encoder_for(name), tests)
 
 
 def bias_report(ctx: AppContext, encoders: list[str], langs: list[str]) -> tuple[Any, list[Any]]:
@@ -106,7 +105,7 @@ def bias_report(ctx: AppContext, encoders: list[str], langs: list[str]) -> tuple
     results = {}
     for name in encoders:
         key = f"bias:{name}:{','.join(sorted(langs))}"
-        results[name] = ctx.resource(key, functools.partial(_bias_for, name, tests))
+        results[name] = ctx.resource(key, functools.partial(_bias_for, ctx, name, tests))
     rows = [[n, r.test, r.language, round(r.effect_size, 3), round(r.p_value, 4), r.n_targets]
             for n, rs in results.items() for r in rs]
     return plot_effect_sizes(results), rows
@@ -135,8 +134,8 @@ def build(ctx: AppContext) -> None:
                 "p-value) on word and sentence lists written for this project. The first run "
                 "per encoder embeds about 1,000 short texts.")
     with gr.Row():
-        encs = gr.CheckboxGroup([n for n in ENCODERS.names() if n != "tfidf"],
-                                value=[ctx.encoder_name] if ctx.encoder_name in ENCODERS else [],
+        encs = gr.CheckboxGroup([n for n in ctx.allowed() if n != "tfidf"],
+                                value=[ctx.encoder_name],
                                 label="Encoders")
         langs = gr.CheckboxGroup(["en", "de", "fr", "es"], value=["en"], label="Languages")
     bias_btn = gr.Button("Run bias tests")

@@ -10,6 +10,7 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
+from embedsuite.app.services import qa_head
 from embedsuite.app.ui import (
     MAX_TEXT_CHARS,
     MAX_UPLOAD_BYTES,
@@ -181,10 +182,8 @@ def plot_span_scores(head: Any, document: str | None, question: str | None) -> A
 @register_tab("qa", "Question answering", order=40)
 def build(ctx: AppContext) -> None:
     """Paste or upload a text, ask a question, see the answer highlighted."""
-    from embedsuite.heads.qa import ExtractiveQA
-
     def head() -> Any:
-        return ctx.resource("qa-head", lambda: ExtractiveQA.load_default(ctx.encoder))
+        return qa_head(ctx)
 
     gr.Markdown(
         "Extractive question answering: the answer is a span of your text, found by a small "

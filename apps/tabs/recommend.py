@@ -16,6 +16,7 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
+from embedsuite.app.services import demo_recommender
 from embedsuite.app.ui import (
     MAX_TEXT_CHARS,
     MAX_UPLOAD_BYTES,
@@ -214,13 +215,10 @@ def _map_coords(head: ContentRecommender) -> np.ndarray:
 def build(ctx: AppContext) -> None:
     """Catalogue picker, likes/dislikes or wish, diversity, results and a catalogue map."""
 
-    def _demo_head() -> ContentRecommender:
-        return fit_catalogue(ctx.encoder, demo_catalogue())
-
     def _head(key: str | None) -> ContentRecommender:
         if key and key in ctx.resources:
             return ctx.resources[key]
-        return ctx.resource("recommend:demo", _demo_head)
+        return demo_recommender(ctx)
 
     gr.Markdown(
         "Recommend items from a catalogue by their text. Pick items you liked (and disliked), "

@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import numpy as np
 
+from embedsuite.app.services import sentiment_head, sentiment_proba
 from embedsuite.app.tabs.encoder import split_lines
 from embedsuite.app.ui import (
     MAX_BATCH,
@@ -22,7 +24,7 @@ from embedsuite.app.ui import (
 from embedsuite.data.tables import read_labelled_csv
 from embedsuite.encoders.base import Encoder
 from embedsuite.explain import occlusion
-from embedsuite.heads.sentiment import SentimentClassifier, load_default
+from embedsuite.heads.sentiment import SentimentClassifier
 
 logger = logging.getLogger(__name__)
 
@@ -47,14 +49,22 @@ _LIMIT_HINT = (" The app's limits keep the page responsive; train on larger file
                "command line: embedsuite train-sentiment FILE.csv OUT_DIR")
 
 
-def classify(head: SentimentClassifier, text: str) -> tuple[list[list[Any]], Any]:
+def classify(head: SentimentClassifier, text: str,
+             proba_fn: Callable[[list[str]], np.ndarray] | None = None
+             ) -> tuple[list[list[Any]], Any]:
     """Label and score for each line of ``text``, and a bar chart of class probabilities.
+
+    Args:
+        head: The classifier.
+        text: One text per line.
+        proba_fn: Computes the probabilities instead of ``head.predict_proba`` (the app
+            passes its micro-batched predictor).
 
     Returns:
         Rows ``[text, label, score]`` and the probabilities for the bar chart.
     """
     lines = split_lines(text)
-    proba = np.atleast_2d(head.predict_proba(lines))
+    proba = np.atleast_2d(proba_fn(lines) if proba_fn else head.predict_proba(lines))
     rows = [[ln, head.classes_[int(p.argmax())], round(float(p.max()), 4)]
             for ln, p in zip(lines, proba, strict=True)]
     return rows, plot_probabilities(lines, proba, list(head.classes_))
@@ -244,7 +254,7 @@ def build(ctx: AppContext) -> None:
     download = gr.File(label="Saved head (zip)", interactive=False)
 
     def _default() -> SentimentClassifier:
-        return ctx.resource("sentiment:default", lambda: load_default(ctx.encoder))
+        return sentiment_head(ctx)
 
     @ui_errors
     def _classify(t: str, w: str, head: SentimentClassifier | None) -> tuple[Any, Any]:
@@ -253,7 +263,7 @@ def build(ctx: AppContext) -> None:
                 raise ValueError("No custom head yet: upload a CSV and press Train first, or "
                                  "choose the default head.")
         else:
-            head = _default()
+            return classify(_default(), t, lambda lines: sentiment_proba(ctx, lines))
         rows, fig = classify(head, t)
         return rows, fig
 
@@ -270,8 +280,9 @@ def build(ctx: AppContext) -> None:
         return explain_line(use, t, int(n or 1))
 
     @ui_errors(long=True)  # trains / embeds a whole upload
-    def _train(path: str | None, k: str) -> tuple[Any, Any, Any, str, Any]:
-        head, rep, fig, zip_path = train_from_csv(ctx.encoder, path, k)
+    def _train(path: str | None, k: str, request: gr.Request) -> tuple[Any, Any, Any, str, Any]:
+        out = ctx.session_dir(getattr(request, "session_hash", None), "sentiment-")
+        head, rep, fig, zip_path = train_from_csv(ctx.encoder, path, k, out_dir=out)
         return head, rep, fig, zip_path, gr.update(value="custom (trained below)")
 
     go.click(_classify, inputs=[text, which, custom], outputs=[table, plot], api_name="sentiment")

@@ -14,6 +14,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from embedsuite.cache import EmbeddingCache, default_cache, make_key
+from embedsuite.cancel import check_cancelled
 from embedsuite.errors import TokenEmbeddingsUnavailableError
 from embedsuite.validation import as_text_list
 
@@ -263,6 +264,7 @@ class BaseEncoder:
             new: dict[bytes, np.ndarray] = {}
             with progress(len(order), f"encode {self.name}", show_progress) as bar:
                 for s in range(0, len(order), batch_size):
+                    check_cancelled()  # a timed-out request stops here, within one batch
                     batch = order[s : s + batch_size]
                     vecs = np.asarray(self._encode_batch(batch, role), dtype=np.float32)
                     norms = np.linalg.norm(vecs, axis=1, keepdims=True)

@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from embedsuite.atomic import atomic_dir
+from embedsuite.cancel import check_cancelled
 from embedsuite.encoders.base import BaseEncoder, Role, TokenEmbeddings, check_role, progress
 from embedsuite.encoders.e5 import _CHECK_SENTENCES, PROMPTS, E5SmallEncoder
 from embedsuite.encoders.st import SentenceTransformerEncoder
@@ -591,6 +592,7 @@ class E5SmallInt8Encoder(BaseEncoder):
         n_trunc = 0
         with progress(len(items), f"tokens {self.name}", show_progress, threshold=64) as bar:
             for s in range(0, len(items), batch_size):
+                check_cancelled()  # a timed-out request stops here, within one batch
                 batch = items[s : s + batch_size]
                 full = [prompt + t for t in batch]
                 if pairs is not None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from embedsuite.cancel import check_cancelled
 from embedsuite.encoders.base import BaseEncoder, Role, TokenEmbeddings, check_role, progress
 from embedsuite.validation import as_pair_list, as_text_list
 
@@ -270,6 +271,7 @@ class SentenceTransformerEncoder(BaseEncoder):
         pools = pairs is None and self._mean_pooled()
         with progress(len(items), f"tokens {self.name}", show_progress, threshold=64) as bar:
             for s in range(0, len(items), batch_size):
+                check_cancelled()  # a timed-out request stops here, within one batch
                 batch = items[s : s + batch_size]
                 full = [prompt + t for t in batch]
                 kwargs: dict[str, Any] = dict(

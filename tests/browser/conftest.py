@@ -29,40 +29,50 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def app_url(tmp_path_factory: pytest.TempPathFactory, e5) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    e5.encode("make sure the shared encoder is built before the app starts")
+def start_server(log: Path, *extra: str, timeout_s: float = 300
+                 ) -> tuple[subprocess.Popen[bytes], str]:
+    """``embedsuite serve`` on a free localhost port, once ``/health`` says ready."""
     port = _free_port()
-    log = tmp_path_factory.mktemp("app") / "server.log"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with open(log, "w") as fh:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "embedsuite.app.cli", "serve", "--port", str(port)],
+            [sys.executable, "-m", "embedsuite.app.cli", "serve", "--port", str(port), *extra],
             stdout=fh, stderr=subprocess.STDOUT, env=env,
             cwd=Path(__file__).resolve().parents[2],
         )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"the app exited early:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                if r.status == 200:
+                    return proc, url
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            stop_server(proc)
+            pytest.fail(f"the app was not ready in {timeout_s:g} s:\n{log.read_text()[-3000:]}")
+        time.sleep(0.5)
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
     try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"the app exited early:\n{log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(url, timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the app did not start in 300 s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="session")
+def app_url(tmp_path_factory: pytest.TempPathFactory, e5) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    e5.encode("make sure the shared encoder is built before the app starts")
+    proc, url = start_server(tmp_path_factory.mktemp("app") / "server.log")
+    try:
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
 
 
 @pytest.fixture(scope="session")
