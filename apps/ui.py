@@ -101,7 +101,7 @@ class AppContext:
     max_resources: int = 32
     max_resource_bytes: int = 2 * 1024**3
     batch_window_ms: float | None = None
-    batch_max: int = 64
+    batch_max: int = 32
     results_dir: str | os.PathLike[str] = "results"
     resources: collections.OrderedDict[str, Any] = field(
         default_factory=collections.OrderedDict)

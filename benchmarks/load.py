@@ -2,7 +2,8 @@
 each against a reference measured in the same run with the same client.
 
 Starts ``embedsuite serve`` (and two echo servers, ``echo_servers.py``) on free localhost
-ports, then runs, one after the other, for ``--seconds`` each:
+ports, then runs these scenarios, ``--seconds`` each, in ``--rounds`` turns (so that a
+slow spell of the shared machine hits references and app alike):
 
 - ``rest_echo``: a bare FastAPI route that reverses the text (async httpx client);
 - ``rest_sentiment``: ``POST /v1/sentiment``, one new short text per request;
@@ -16,7 +17,7 @@ Every sentiment text is new to the server (a random name in a template), so ever
 needs an encoder pass. Prints requests/s, errors, client p50/p95, the ratios the
 targets are stated in, and the server-side handler times (``/server_stats``).
 
-    python benchmarks/load.py [--users 50] [--seconds 30] [--encoder NAME] [--json]
+    python benchmarks/load.py [--users 50] [--seconds 30] [--rounds 3] [--encoder NAME] [--json]
 """
 
 from __future__ import annotations
@@ -127,11 +128,13 @@ class Tally:
 
 
 def run_rest(base: str, requests: list[tuple[str, str, Callable[[random.Random], Any]]],
-             users: int, seconds: float, headers: dict[str, str] | None = None) -> Tally:
-    """``users`` async httpx clients cycling through ``requests`` (kind, path, body(rng))."""
+             users: int, seconds: float, headers: dict[str, str] | None = None,
+             tally: Tally | None = None) -> Tally:
+    """``users`` async httpx clients cycling through ``requests`` (kind, path, body(rng)).
+    Adds to ``tally`` when one is given."""
     import httpx
 
-    tally = Tally()
+    tally = tally if tally is not None else Tally()
 
     async def main() -> None:
         limits = httpx.Limits(max_connections=users, max_keepalive_connections=users)
@@ -157,7 +160,7 @@ def run_rest(base: str, requests: list[tuple[str, str, Callable[[random.Random],
 
             t0 = time.perf_counter()
             await asyncio.gather(*(user(k) for k in range(users)))
-            tally.wall = time.perf_counter() - t0
+            tally.wall += time.perf_counter() - t0
 
     asyncio.run(main())
     return tally
@@ -166,11 +169,13 @@ def run_rest(base: str, requests: list[tuple[str, str, Callable[[random.Random],
 GradioRequests = list[tuple[str, str, Callable[[random.Random], tuple[Any, ...]]]]
 
 
-def run_gradio(url: str, requests: GradioRequests, users: int, seconds: float) -> Tally:
-    """``users`` threads, each with its own ``gradio_client.Client``, cycling ``requests``."""
+def run_gradio(url: str, requests: GradioRequests, users: int, seconds: float,
+               tally: Tally | None = None) -> Tally:
+    """``users`` threads, each with its own ``gradio_client.Client``, cycling ``requests``.
+    Adds to ``tally`` when one is given."""
     from gradio_client import Client
 
-    tally = Tally()
+    tally = tally if tally is not None else Tally()
     clients = [Client(url, verbose=False) for _ in range(users)]
     stop = time.monotonic() + seconds
 
@@ -193,7 +198,7 @@ def run_gradio(url: str, requests: GradioRequests, users: int, seconds: float) -
         t.start()
     for t in threads:
         t.join()
-    tally.wall = time.perf_counter() - t0
+    tally.wall += time.perf_counter() - t0
     return tally
 
 
@@ -218,7 +223,9 @@ GRADIO_MIXED = [
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--users", type=int, default=50)
-    p.add_argument("--seconds", type=float, default=30)
+    p.add_argument("--seconds", type=float, default=30, help="per scenario, all rounds")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="the scenarios take turns this many times")
     p.add_argument("--encoder", default=None, help="the app's --encoder (default: serve's)")
     p.add_argument("--serve-args", default="", help="more arguments for embedsuite serve")
     p.add_argument("--only", default="rest_echo,rest_sentiment,gradio_echo,gradio_sentiment,"
@@ -245,23 +252,31 @@ def main() -> None:
             probe.predict(*a(warm_rng), api_name=api)
         echo_rest = [("echo", "/echo", lambda r: {"text": new_text(r)})]
         echo_gr = [("echo", "/echo", lambda r: (new_text(r),))]
-        runs: dict[str, Callable[[], Tally]] = {
-            "rest_echo": lambda: run_rest(f"http://127.0.0.1:{rest_port}", echo_rest,
-                                          args.users, args.seconds),
-            "rest_sentiment": lambda: run_rest(app_url, REST_SENTIMENT, args.users,
-                                               args.seconds),
-            "gradio_echo": lambda: run_gradio(f"http://127.0.0.1:{gr_port}/", echo_gr,
-                                              args.users, args.seconds),
-            "gradio_sentiment": lambda: run_gradio(app_url + "/", GRADIO_SENTIMENT, args.users,
-                                                   args.seconds),
-            "gradio_mixed": lambda: run_gradio(app_url + "/", GRADIO_MIXED, args.users,
-                                               args.seconds),
-            "rest_mixed": lambda: run_rest(app_url, REST_MIXED, args.users, args.seconds),
+        tallies = {name: Tally() for name in only}
+        per = args.seconds / args.rounds
+        runs: dict[str, Callable[[Tally], Tally]] = {
+            "rest_echo": lambda t: run_rest(f"http://127.0.0.1:{rest_port}", echo_rest,
+                                            args.users, per, tally=t),
+            "rest_sentiment": lambda t: run_rest(app_url, REST_SENTIMENT, args.users, per,
+                                                 tally=t),
+            "gradio_echo": lambda t: run_gradio(f"http://127.0.0.1:{gr_port}/", echo_gr,
+                                                args.users, per, tally=t),
+            "gradio_sentiment": lambda t: run_gradio(app_url + "/", GRADIO_SENTIMENT,
+                                                     args.users, per, tally=t),
+            "gradio_mixed": lambda t: run_gradio(app_url + "/", GRADIO_MIXED, args.users, per,
+                                                 tally=t),
+            "rest_mixed": lambda t: run_rest(app_url, REST_MIXED, args.users, per, tally=t),
         }
+        # the scenarios take turns (``--rounds``), so a slow spell of the machine hits the
+        # references and the app alike and the ratios stay comparable
+        for r in range(args.rounds):
+            for name in only:
+                runs[name](tallies[name])
+                s = tallies[name].summary()
+                print(f"round {r + 1}: {name}: {s['per_s']} requests/s so far, "
+                      f"{s['errors']} errors", file=sys.stderr)
         for name in only:
-            out[name] = runs[name]().summary()
-            print(f"{name}: {out[name]['per_s']} requests/s, {out[name]['errors']} errors",
-                  file=sys.stderr)
+            out[name] = tallies[name].summary()
         with urllib.request.urlopen(f"{app_url}/server_stats", timeout=10) as r:
             out["server_side"] = json.loads(r.read())
     finally:

@@ -8,9 +8,10 @@ of them (text-embeddings-inference batches the same way).
 :class:`BatchingEncoder` wraps any :class:`~embedsuite.encoders.base.Encoder` and
 is one itself, so heads use it unchanged. ``encode`` and ``encode_tokens`` calls
 with the same settings (role, layers, pair role) that arrive within
-``window_ms`` of the first are merged, up to ``max_batch`` texts. Under load the
-next batch gathers while the current one runs, so the window only delays the first
-request of a burst.
+``window_ms`` of the first are merged, up to ``max_batch`` texts. The window only
+applies in a busy spell (the previous batch ended less than a window before the
+request came): after a quiet spell a lone request runs at once, and under load the
+next batch also gathers while the current one runs.
 
 A text's answer does not depend on its batch mates: the cache answers texts seen
 before, and each new text's vector comes from its own row of the pass (attention
@@ -39,12 +40,14 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["DEFAULT_MAX_BATCH", "DEFAULT_WINDOW_MS", "BatchingEncoder", "MicroBatcher"]
 
-#: How long the first request of a batch waits for others (milliseconds). One short
-#: text takes about 8-10 ms through e5-small on this project's 2-core machine, so 5 ms
-#: adds at most half a pass to a lone request while letting a burst share one pass.
-DEFAULT_WINDOW_MS = 5.0
-#: Most texts in one merged pass (larger single requests bypass the batcher).
-DEFAULT_MAX_BATCH = 64
+#: How long the first request of a batch waits for others in a busy spell (milliseconds).
+#: One short text takes about 8-10 ms through the encoder on this project's 2-core
+#: machine; under 50 users 10 ms served the most requests with the lowest p95 of the
+#: windows measured (2-25 ms, docs/serving.md).
+DEFAULT_WINDOW_MS = 10.0
+#: Most texts in one merged pass (larger single requests bypass the batcher); 32 kept
+#: the p95 lower than 64 under load (docs/serving.md).
+DEFAULT_MAX_BATCH = 32
 
 Runner = Callable[[Hashable, list[str], list[str] | None], list[Any]]
 
@@ -81,6 +84,7 @@ class MicroBatcher:
         self._pending: deque[_Job] = deque()
         self._cond = threading.Condition()
         self._worker: threading.Thread | None = None
+        self._last_end = float("-inf")  # when the last batch finished
         #: sizes (texts) of the merged calls run so far, for tests and benchmarks
         self.batch_sizes: deque[int] = deque(maxlen=10_000)
 
@@ -123,7 +127,11 @@ class MicroBatcher:
             while not self._pending:
                 self._cond.wait()
             first = self._pending[0]
-            deadline = first.submitted + self.window_ms / 1000.0
+            # after a quiet spell a lone request runs at once; in a busy spell (the last
+            # batch ended less than a window before it came) it waits for the others
+            window = self.window_ms / 1000.0
+            busy = first.submitted - self._last_end < window
+            deadline = first.submitted + (window if busy else 0.0)
             while True:
                 n = sum(len(j.texts) for j in self._pending if j.key == first.key)
                 left = deadline - time.monotonic()
@@ -148,6 +156,7 @@ class MicroBatcher:
             jobs = self._take()
             if jobs:
                 self._run_jobs(jobs)
+            self._last_end = time.monotonic()
 
     def _run_jobs(self, jobs: list[_Job]) -> None:
         key = jobs[0].key
