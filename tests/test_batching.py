@@ -194,3 +194,22 @@ def test_real_encoder_answers_do_not_depend_on_batch_mates(name: str, tmp_path: 
             np.testing.assert_array_equal(a, b)
         else:
             np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_a_batcher_called_from_another_batchers_pass_runs_inline() -> None:
+    inner_threads: list[str] = []
+
+    def inner_run(key: Any, texts: list[str], pairs: list[str] | None) -> list[str]:
+        inner_threads.append(threading.current_thread().name)
+        return [t.upper() for t in texts]
+
+    inner = MicroBatcher(inner_run, window_ms=50)
+
+    def outer_run(key: Any, texts: list[str], pairs: list[str] | None) -> list[str]:
+        return list(inner.submit("k", texts))
+
+    outer = MicroBatcher(outer_run, window_ms=5)
+    t0 = time.monotonic()
+    assert outer.submit("k", ["a", "b"]) == ["A", "B"]
+    assert time.monotonic() - t0 < 0.045, "the nested call waited for a window"
+    assert inner_threads == ["encoder-batcher"] and inner._worker is None

@@ -51,6 +51,9 @@ DEFAULT_MAX_BATCH = 32
 
 Runner = Callable[[Hashable, list[str], list[str] | None], list[Any]]
 
+#: ``active`` is set in the batchers' worker threads
+_WORKER = threading.local()
+
 
 class _Job:
     __slots__ = ("future", "key", "pairs", "submitted", "texts")
@@ -110,6 +113,10 @@ class MicroBatcher:
         Raises:
             OperationCancelledError: The caller's cancel token was set while waiting.
         """
+        if getattr(_WORKER, "active", False):
+            # called from a batcher's own pass (e.g. the sentiment head's batcher calling
+            # the encoder): that call is a batch already, another window would only wait
+            return list(self.run(key, texts, pairs))
         future = self.submit_future(key, texts, pairs)
         token = current_token()
         while True:
@@ -152,6 +159,7 @@ class MicroBatcher:
             return [j for j in jobs if j.future.set_running_or_notify_cancel()]
 
     def _loop(self) -> None:
+        _WORKER.active = True
         while True:
             jobs = self._take()
             if jobs:
