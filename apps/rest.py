@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import importlib.resources
+import importlib.util
 import logging
 import time
 from collections.abc import Callable
@@ -189,6 +191,40 @@ async def _awaited(name: str, future: Future[Any]) -> Any:
         _record(name, t0)
 
 
+def _add_docs(app: FastAPI) -> None:
+    """``/docs``: Swagger UI from local files (FastAPI's default loads it from a CDN, which
+    an offline machine cannot reach, leaving a blank page), from the ``fastapi-offline``
+    package; without it, a plain list of the routes."""
+    from fastapi.responses import HTMLResponse
+
+    if importlib.util.find_spec("fastapi_offline") is not None:
+        assets = importlib.resources.files("fastapi_offline") / "static"
+        from fastapi.openapi.docs import get_swagger_ui_html
+        from fastapi.staticfiles import StaticFiles
+
+        app.mount("/docs-assets", StaticFiles(directory=str(assets)), name="docs-assets")
+
+        @app.get("/docs", include_in_schema=False)
+        def docs() -> HTMLResponse:
+            return get_swagger_ui_html(openapi_url="/openapi.json", title="embedsuite API",
+                                       swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                                       swagger_css_url="/docs-assets/swagger-ui.css",
+                                       swagger_favicon_url="/docs-assets/favicon.png")
+        return
+
+    @app.get("/docs", include_in_schema=False)
+    def plain_docs() -> HTMLResponse:
+        import html
+
+        rows = "".join(
+            f"<li><code>{html.escape(method.upper())} {html.escape(path)}</code>: "
+            f"{html.escape(str(op.get('summary', '')))}</li>"
+            for path, ops in app.openapi()["paths"].items() for method, op in ops.items())
+        return HTMLResponse(f"<!doctype html><title>embedsuite API</title><h1>embedsuite API"
+                            f"</h1><ul>{rows}</ul><p>The full description: "
+                            f"<a href='/openapi.json'>/openapi.json</a>.</p>")
+
+
 def build_api(ctx: AppContext, *, api_key: str | None = None,
               public_stats: bool = False) -> FastAPI:
     """The FastAPI app of the REST routes (mount the Gradio UI on it with
@@ -199,10 +235,11 @@ def build_api(ctx: AppContext, *, api_key: str | None = None,
         api_key: When set, every ``/v1`` route needs ``Authorization: Bearer <key>``.
         public_stats: Serve ``/server_stats`` to any client, not only loopback.
     """
-    app = FastAPI(title="embedsuite", version="1",
+    app = FastAPI(title="embedsuite", version="1", docs_url=None, redoc_url=None,
                   description="NLP task heads on one shared text encoder. Every route takes "
                               "one item or a list and returns the heads' JSON dicts; errors "
                               "come as `{\"error\": {\"status\", \"type\", \"message\"}}`.")
+    _add_docs(app)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:

@@ -40,7 +40,13 @@ def test_health_and_docs(client: TestClient, ctx: AppContext) -> None:
     spec = client.get("/openapi.json").json()
     assert {"/v1/embed", "/v1/sentiment", "/v1/translation/search", "/v1/recommend",
             "/v1/qa", "/health"} <= set(spec["paths"])
-    assert client.get("/docs").status_code == 200
+    page = client.get("/docs")
+    assert page.status_code == 200 and "embedsuite API" in page.text
+    assert "cdn." not in page.text  # an offline machine gets a working page
+    if "/docs-assets/" in page.text:  # swagger-ui-bundle installed: its files are served
+        assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
+    else:
+        assert "/v1/sentiment" in page.text
     loading = AppContext(encoder_name="e5-small")
     with TestClient(build_api(loading)) as c:
         r = c.get("/health")

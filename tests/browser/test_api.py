@@ -51,3 +51,18 @@ def test_bad_upload_is_a_message_not_a_crash(client, tmp_path: Path) -> None:  #
     # the app keeps serving
     table, _ = client.predict("Still here?", "default (SST-2)", api_name="/sentiment")
     assert table["data"][0][0] == "Still here?"
+
+
+def test_rest_docs_render_without_internet(app_url: str, browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """/docs draws the routes from local files (FastAPI's default CDN is unreachable here)."""
+    ctx = browser.new_context(viewport={"width": 1300, "height": 1000})
+    page = ctx.new_page()
+    try:
+        page.goto(f"{app_url}/docs")
+        page.wait_for_selector(".opblock", timeout=30_000)
+        paths = page.locator(".opblock-summary-path").all_inner_texts()
+        assert {"/v1/embed", "/v1/sentiment", "/v1/translation/search", "/v1/recommend",
+                "/v1/qa"} <= {p.replace("\u200b", "") for p in paths}
+        page.screenshot(path=str(tmp_path / "docs.png"))
+    finally:
+        ctx.close()
