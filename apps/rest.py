@@ -43,15 +43,16 @@ from embedsuite.app.services import (
     sentiment_rows,
 )
 from embedsuite.app.ui import (
-    _STATS,
-    _STATS_LOCK,
     MAX_BATCH,
     MAX_TEXT_CHARS,
     AppContext,
     RequestTimeoutError,
-    _run_with_timeout,
+    error_message,
+    record_time,
     request_timeout,
+    run_with_timeout,
     server_stats,
+    timeout_message,
 )
 from embedsuite.errors import EmbedsuiteError, UnknownNameError
 from embedsuite.validation import as_text_list
@@ -152,27 +153,21 @@ def _api_error(exc: BaseException, name: str) -> ApiError:
     if isinstance(exc, UnknownNameError):
         return ApiError(404, str(exc), "not_found")
     if isinstance(exc, (EmbedsuiteError, ValueError, TypeError, KeyError)):
-        msg = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-        return ApiError(400, msg)
+        return ApiError(400, error_message(exc))
     logger.error("unexpected error in %s", name, exc_info=exc)
     return ApiError(500, f"Something went wrong ({type(exc).__name__}); the details are in the "
                          f"server log.", "internal")
-
-
-def _record(name: str, t0: float) -> None:
-    with _STATS_LOCK:
-        _STATS[name].append(time.perf_counter() - t0)
 
 
 def _guarded(name: str, fn: Callable[[], Any]) -> Any:
     """Run ``fn`` under the time limit; map the heads' errors to :class:`ApiError`."""
     t0 = time.perf_counter()
     try:
-        return _run_with_timeout(fn, (), {}, request_timeout(), False)
+        return run_with_timeout(fn, (), {}, request_timeout(), False)
     except Exception as exc:
         raise _api_error(exc, name) from None
     finally:
-        _record(name, t0)
+        record_time(name, time.perf_counter() - t0)
 
 
 async def _awaited(name: str, future: Future[Any]) -> Any:
@@ -180,15 +175,15 @@ async def _awaited(name: str, future: Future[Any]) -> Any:
     t0 = time.perf_counter()
     limit = request_timeout()
     try:
-        return await asyncio.wait_for(asyncio.wrap_future(future), limit)
-    except TimeoutError:
-        future.cancel()
-        raise ApiError(504, f"The request took longer than {limit:g} s, the server's time "
-                            f"limit; send fewer or shorter texts.", "timeout") from None
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), limit)
+        except TimeoutError:
+            future.cancel()
+            raise RequestTimeoutError(timeout_message(limit or 0.0)) from None
     except Exception as exc:
         raise _api_error(exc, name) from None
     finally:
-        _record(name, t0)
+        record_time(name, time.perf_counter() - t0)
 
 
 def _add_docs(app: FastAPI) -> None:
@@ -242,7 +237,7 @@ def build_api(ctx: AppContext, *, api_key: str | None = None,
     _add_docs(app)
 
     @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+    async def _on_api_error(request: Request, exc: ApiError) -> JSONResponse:
         if exc.status < 500:  # a client's mistake: one line, no traceback
             logger.info("%d %s: %s", exc.status, request.url.path, exc.message)
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
@@ -311,11 +306,13 @@ def build_api(ctx: AppContext, *, api_key: str | None = None,
             items, single = as_text_list(req.texts)
         except (TypeError, ValueError) as exc:
             raise ApiError(400, str(exc)) from None
-        if "sentiment:batcher" not in ctx.resources:  # the first call loads the head
-            await run_in_threadpool(_guarded, "rest_sentiment_load",
-                                    lambda: sentiment_batcher(ctx))
-        batcher = sentiment_batcher(ctx)
-        if batcher is None or not items or len(items) >= batcher.max_batch:
+        batcher = None
+        if ctx.batch_window_ms is not None and 0 < len(items) < ctx.batch_max:
+            # the first call loads the head: in a worker thread, not on the event loop
+            batcher = (ctx.resources.get("sentiment:batcher")
+                       or await run_in_threadpool(_guarded, "rest_sentiment_load",
+                                                  lambda: sentiment_batcher(ctx)))
+        if batcher is None:
             rows = await run_in_threadpool(_guarded, "rest_sentiment", lambda: sentiment_rows(
                 ctx, sentiment_proba(ctx, items)))
         else:

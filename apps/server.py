@@ -23,8 +23,8 @@ __all__ = ["build_server", "check_exposure", "is_loopback", "read_auth"]
 
 def is_loopback(host: str) -> bool:
     """Whether ``host`` only listens on this machine."""
-    if host in ("localhost", ""):
-        return host == "localhost"
+    if host == "localhost":
+        return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:

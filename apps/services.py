@@ -69,6 +69,4 @@ def sentiment_proba(ctx: AppContext, texts: list[str]) -> np.ndarray:
 
 def sentiment_rows(ctx: AppContext, proba: np.ndarray) -> list[dict[str, Any]]:
     """``{"label", "score"}`` per row, as :meth:`SentimentClassifier.predict` gives."""
-    classes = sentiment_head(ctx).classes_
-    return [{"label": classes[int(p.argmax())], "score": round(float(p.max()), 6)}
-            for p in np.atleast_2d(proba)]
+    return sentiment_head(ctx).label_scores(proba)

@@ -70,6 +70,8 @@ def _nbytes(obj: Any, depth: int = 0) -> int:
     return 0
 
 
+_MISSING = object()
+
 #: Resources never evicted: the shipped heads every request uses.
 PINNED_RESOURCES = ("sentiment:default", "sentiment:batcher", "qa-head", "recommend:demo")
 
@@ -105,8 +107,10 @@ class AppContext:
     results_dir: str | os.PathLike[str] = "results"
     resources: collections.OrderedDict[str, Any] = field(
         default_factory=collections.OrderedDict)
-    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _batched: Any = field(default=None, repr=False)
+    _creating: dict[tuple[int, str], threading.Lock] = field(default_factory=dict,
+                                                             repr=False)
     _extra: collections.OrderedDict[str, BaseEncoder] = field(
         default_factory=collections.OrderedDict, repr=False)
     ready: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -119,13 +123,16 @@ class AppContext:
         enc = get_encoder(self.encoder_name)
         if self.batch_window_ms is None:
             return enc
-        with self._lock:
-            if self._batched is None or self._batched.encoder is not enc:
-                from embedsuite.encoders.batching import BatchingEncoder
+        batched = self._batched  # every request reads this: no lock once it exists
+        if batched is None or batched.encoder is not enc:
+            from embedsuite.encoders.batching import BatchingEncoder
 
-                self._batched = BatchingEncoder(enc, window_ms=self.batch_window_ms,
-                                                max_batch=self.batch_max)
-            return cast(BaseEncoder, self._batched)
+            with self._lock:
+                if self._batched is None or self._batched.encoder is not enc:
+                    self._batched = BatchingEncoder(enc, window_ms=self.batch_window_ms,
+                                                    max_batch=self.batch_max)
+                batched = self._batched
+        return cast(BaseEncoder, batched)
 
     def allowed(self) -> list[str]:
         """The encoder names a request may ask for, the shared one first."""
@@ -149,17 +156,45 @@ class AppContext:
             raise ValueError(f"This server does not offer the encoder {name!r}; it offers "
                              f"{', '.join(allowed)}. (The server's --encoders option sets "
                              f"the list.)")
-        with self._lock:
-            if name in self._extra:
-                self._extra.move_to_end(name)
-                return self._extra[name]
-            enc = get_encoder(name, shared=False)
-            self._extra[name] = enc
+
+        def trim() -> None:
             while len(self._extra) > max(0, self.max_encoders):
                 old, _ = self._extra.popitem(last=False)
-                logger.info("encoder %s unloaded (least recently used; max_encoders=%d)", old,
-                            self.max_encoders)
-            return enc
+                logger.info("encoder %s unloaded (least recently used; max_encoders=%d)",
+                            old, self.max_encoders)
+
+        return cast(BaseEncoder, self._create_once(
+            self._extra, name, lambda: get_encoder(name, shared=False), trim))
+
+    def _create_once(self, store: collections.OrderedDict[str, Any], key: str,
+                     make: Callable[[], Any], evict: Callable[[], None]) -> Any:
+        """``store[key]`` (refreshed as most recently used), else ``make()`` once (other
+        callers of the key wait for it), stored, then ``evict()``. ``make`` (loading a
+        head or an encoder: seconds) runs under its key's lock only, so it does not hold
+        up requests for what already exists."""
+
+        def find() -> Any:
+            if key in store:
+                store.move_to_end(key)
+                return store[key]
+            return _MISSING
+
+        with self._lock:
+            hit = find()
+            if hit is not _MISSING:
+                return hit
+            creating = self._creating.setdefault((id(store), key), threading.Lock())
+        with creating:
+            with self._lock:
+                hit = find()  # made by another thread meanwhile
+                if hit is not _MISSING:
+                    return hit
+            value = make()
+            with self._lock:
+                store[key] = value
+                self._creating.pop((id(store), key), None)
+                evict()
+            return value
 
     def session_dir(self, session: str | None, prefix: str = "work-") -> Path:
         """A new temporary folder owned by a browser session, removed when the session
@@ -195,14 +230,8 @@ class AppContext:
         Resources other than the shipped heads form an LRU bounded by
         :attr:`max_resources` and :attr:`max_resource_bytes`.
         """
-        with self._lock:
-            if key in self.resources:
-                self.resources.move_to_end(key)
-                return self.resources[key]
-            value = factory()
-            self.resources[key] = value
-            self._evict(keep=key)
-            return value
+        return self._create_once(self.resources, key, factory,
+                                 lambda: self._evict(keep=key))
 
     def _evict(self, keep: str) -> None:
         loose = [k for k in self.resources if k not in PINNED_RESOURCES]
@@ -246,6 +275,22 @@ def register_tab(name: str, title: str, order: int) -> Callable[[Callable[[AppCo
 _STATS: dict[str, collections.deque[float]] = collections.defaultdict(
     lambda: collections.deque(maxlen=20_000))
 _STATS_LOCK = threading.Lock()
+
+
+def record_time(name: str, seconds: float) -> None:
+    """Record one run of handler ``name`` for :func:`server_stats` (UI and REST alike)."""
+    with _STATS_LOCK:
+        _STATS[name].append(seconds)
+
+
+#: The exceptions that are a user's input error (a message, never a traceback).
+INPUT_ERRORS: tuple[type[Exception], ...] = (EmbedsuiteError, ValueError, TypeError, KeyError,
+                                             FileNotFoundError)
+
+
+def error_message(exc: BaseException) -> str:
+    """``exc``'s message for the user (a ``KeyError``'s without the quotes repr adds)."""
+    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
 
 
 def server_stats() -> dict[str, dict[str, float]]:
@@ -298,7 +343,8 @@ def request_timeout(long: bool = False) -> float | None:
     return value or None
 
 
-def _timeout_message(limit: float, long: bool) -> str:
+def timeout_message(limit: float, long: bool = False) -> str:
+    """What a request past its time limit tells the user (how to avoid it, how to raise it)."""
     env = LONG_TIMEOUT_ENV if long else TIMEOUT_ENV
     return (f"The request took longer than {limit:g} s, the app's time limit, and was "
             f"stopped waiting for. Send fewer or shorter texts (or a smaller file), use the "
@@ -306,7 +352,7 @@ def _timeout_message(limit: float, long: bool) -> str:
             f"(seconds; 0 = no limit).")
 
 
-def _run_with_timeout(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+def run_with_timeout(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                       limit: float | None, long: bool) -> Any:
     """``fn(*args, **kwargs)``, or :class:`RequestTimeoutError` after ``limit`` seconds.
 
@@ -340,7 +386,7 @@ def _run_with_timeout(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dic
         token.cancel(f"{fn.__name__} ran past the request limit of {limit:g} s")
         logger.warning("%s ran past the request limit of %g s; it is cancelled and stops at "
                        "its next batch", fn.__name__, limit)
-        raise RequestTimeoutError(_timeout_message(limit, long))
+        raise RequestTimeoutError(timeout_message(limit, long))
     if "error" in box:
         raise box["error"]
     return box.get("value")
@@ -374,14 +420,14 @@ def ui_errors(fn: F | None = None, *, long: bool = False) -> F | Callable[[F], F
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         t0 = time.perf_counter()
         try:
-            return _run_with_timeout(func, args, kwargs, request_timeout(long), long)
+            return run_with_timeout(func, args, kwargs, request_timeout(long), long)
         except gr.Error as exc:
             exc.print_exception = False
             logger.info("input error in %s: %s", name, str(exc.message)[:200])
             raise
-        except (EmbedsuiteError, ValueError, TypeError, KeyError, FileNotFoundError) as exc:
+        except INPUT_ERRORS as exc:
             # a user's input error: one log line, no traceback (gradio would print one)
-            msg = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+            msg = error_message(exc)
             logger.info("input error in %s: %s", name, msg.splitlines()[0] if msg else "")
             raise gr.Error(msg, print_exception=False) from None
         except Exception as exc:
@@ -390,7 +436,6 @@ def ui_errors(fn: F | None = None, *, long: bool = False) -> F | Callable[[F], F
                            f"the server log. The app keeps running.",
                            print_exception=False) from None
         finally:
-            with _STATS_LOCK:
-                _STATS[name].append(time.perf_counter() - t0)
+            record_time(name, time.perf_counter() - t0)
 
     return wrapper

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -34,7 +35,7 @@ import threading
 import time
 import urllib.request
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +110,18 @@ class Tally:
             self.errors[kind] += 1
             self.samples.setdefault(kind, msg[:200])
 
+    @contextlib.contextmanager
+    def measure(self, kind: str) -> Iterator[None]:
+        """Time the body as one request of ``kind``; an exception counts as an error and
+        the run goes on."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        except Exception as exc:  # counted and reported, the run goes on
+            self.fail(kind, f"{type(exc).__name__}: {exc}")
+        else:
+            self.ok(kind, time.perf_counter() - t0)
+
     def summary(self) -> dict[str, Any]:
         allv = np.asarray([x for v in self.lat.values() for x in v]) * 1000
         served = int(allv.size)
@@ -148,15 +161,10 @@ def run_rest(base: str, requests: list[tuple[str, str, Callable[[random.Random],
                 while time.monotonic() < stop:
                     kind, path, body = requests[i % len(requests)]
                     i += 1
-                    t0 = time.perf_counter()
-                    try:
+                    with tally.measure(kind):
                         r = await client.post(path, json=body(rng))
                         if r.status_code != 200:
-                            tally.fail(kind, f"HTTP {r.status_code}: {r.text}")
-                            continue
-                        tally.ok(kind, time.perf_counter() - t0)
-                    except Exception as exc:  # counted and reported, the run goes on
-                        tally.fail(kind, f"{type(exc).__name__}: {exc}")
+                            raise RuntimeError(f"HTTP {r.status_code}: {r.text}")
 
             t0 = time.perf_counter()
             await asyncio.gather(*(user(k) for k in range(users)))
@@ -185,12 +193,8 @@ def run_gradio(url: str, requests: GradioRequests, users: int, seconds: float,
         while time.monotonic() < stop:
             kind, api, args = requests[i % len(requests)]
             i += 1
-            t0 = time.perf_counter()
-            try:
+            with tally.measure(kind):
                 clients[k].predict(*args(rng), api_name=api)
-                tally.ok(kind, time.perf_counter() - t0)
-            except Exception as exc:  # counted and reported, the run goes on
-                tally.fail(kind, f"{type(exc).__name__}: {exc}")
 
     threads = [threading.Thread(target=user, args=(k,)) for k in range(users)]
     t0 = time.perf_counter()

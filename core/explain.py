@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import bisect
 import collections
 import re
 import threading
@@ -126,16 +127,17 @@ def plot_token_map(ta: TokenEmbeddings, tb: TokenEmbeddings, sim: np.ndarray,
 
 #: Token vectors of texts seen by :func:`closest_words` (the per-text work), by encoder,
 #: role and text; a catalogue's items are read once, not at every request.
-_WORD_MEMO: collections.OrderedDict[tuple[str, str, str], tuple[np.ndarray, np.ndarray,
-                                                             list[tuple[int, int]]]] = (
+_WORD_MEMO: collections.OrderedDict[
+    tuple[str, str, str], tuple[np.ndarray, list[tuple[int, tuple[int, int]]]]] = (
     collections.OrderedDict())
 _WORD_MEMO_SIZE = 4096
 _WORD_MEMO_LOCK = threading.Lock()
 
 
 def _word_tokens(encoder: Encoder, text: str, role: Role
-                 ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
-    """``(unit token vectors, word index per token (-1: none), word spans)`` of ``text``."""
+                 ) -> tuple[np.ndarray, list[tuple[int, tuple[int, int]]]]:
+    """``text``'s unit token vectors and ``(token, word span)`` pairs: each token with
+    every word of :func:`word_spans` it overlaps."""
     key = (str(encoder.fingerprint), str(role), text)
     with _WORD_MEMO_LOCK:
         hit = _WORD_MEMO.get(key)
@@ -148,25 +150,14 @@ def _word_tokens(encoder: Encoder, text: str, role: Role
     vecs = np.asarray(te.vectors, np.float32)
     toks = vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
     spans = word_spans(text)
-    starts = np.asarray([s for s, _ in spans], np.int64)
-    ends = np.asarray([e for _, e in spans], np.int64)
-    owner = np.full(len(te), -1, np.int64)
-    # a token belongs to every word it overlaps; tokens overlap at most a few words, so
-    # the first overlapping word (by start) and its neighbours are checked
-    multi: list[tuple[int, int]] = []
-    for t, (ts, tend) in enumerate(np.asarray(te.offsets).reshape(-1, 2)):
-        j = int(np.searchsorted(ends, ts, side="right"))
-        first = True
-        while j < len(spans) and starts[j] < tend:
-            if first:
-                owner[t] = j
-                first = False
-            else:
-                multi.append((t, j))
+    ends = [e for _, e in spans]
+    pairs: list[tuple[int, tuple[int, int]]] = []
+    for t, (ts, tend) in enumerate(np.asarray(te.offsets).reshape(-1, 2).tolist()):
+        j = bisect.bisect_right(ends, ts)  # the first word ending after the token starts
+        while j < len(spans) and spans[j][0] < tend:
+            pairs.append((t, spans[j]))
             j += 1
-    out = (toks, owner, spans) if not multi else (
-        np.concatenate([toks, toks[[t for t, _ in multi]]]),
-        np.concatenate([owner, np.asarray([j for _, j in multi], np.int64)]), spans)
+    out = (toks, pairs)
     with _WORD_MEMO_LOCK:
         _WORD_MEMO[key] = out
         while len(_WORD_MEMO) > _WORD_MEMO_SIZE:
@@ -183,19 +174,17 @@ def closest_words(encoder: Encoder, text: str, vector: np.ndarray, *, role: Role
     letters are skipped. A text's token vectors are computed once per encoder and role
     (an LRU of the last 4,096 texts), so only the comparison runs per call.
     """
-    toks, owner, spans = _word_tokens(encoder, text, role)
+    toks, pairs = _word_tokens(encoder, text, role)
     if len(toks) == 0:
         return []
     v = np.asarray(vector, dtype=np.float32).reshape(-1)
     if v.shape[0] != toks.shape[1]:
         raise ValueError(f"vector has {v.shape[0]} dims, the encoder's tokens have "
                          f"{toks.shape[1]}; use a vector from the same encoder")
-    sims = toks @ (v / max(float(np.linalg.norm(v)), 1e-12))
+    sims = (toks @ (v / max(float(np.linalg.norm(v)), 1e-12))).tolist()
     best: dict[tuple[int, int], float] = {}
-    for w, sc in zip(owner.tolist(), sims.tolist(), strict=True):
-        if w >= 0:
-            span = spans[w]
-            best[span] = max(best.get(span, -1.0), float(sc))
+    for t, span in pairs:
+        best[span] = max(best.get(span, -1.0), sims[t])
     ranked = sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))
     out: list[dict[str, Any]] = []
     seen: set[str] = set()

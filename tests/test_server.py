@@ -14,7 +14,7 @@ import pytest
 
 from embedsuite.app.server import check_exposure, is_loopback, read_auth
 from embedsuite.app.tabs.compare import load_results, resolve_results
-from embedsuite.app.ui import AppContext, RequestTimeoutError, _run_with_timeout
+from embedsuite.app.ui import AppContext, RequestTimeoutError, run_with_timeout
 from embedsuite.encoders import ENCODERS
 from embedsuite.testing import FakeEncoder
 
@@ -148,9 +148,35 @@ def test_a_timed_out_request_stops_within_one_batch(tmp_cache,  # type: ignore[n
             done.set()
 
     with pytest.raises(RequestTimeoutError, match="longer than 0.3 s"):
-        _run_with_timeout(work, (), {}, 0.3, False)
+        run_with_timeout(work, (), {}, 0.3, False)
     assert done.wait(2.0), "the timed-out work kept running"
     at_stop = enc.batches
     assert at_stop < 20
     time.sleep(0.2)
     assert enc.batches == at_stop
+
+
+def test_a_slow_resource_does_not_hold_up_the_others() -> None:
+    ctx = AppContext()
+    ctx.resource("ready", lambda: "here")
+    started, release = threading.Event(), threading.Event()
+    made: list[str] = []
+
+    def slow() -> str:
+        started.set()
+        release.wait(5)
+        made.append("slow")
+        return "loaded"
+
+    loader = threading.Thread(target=ctx.resource, args=("slow", slow))
+    loader.start()
+    assert started.wait(5)
+    t0 = time.monotonic()
+    assert ctx.resource("ready", lambda: "never") == "here"  # not blocked by the load
+    assert time.monotonic() - t0 < 1.0
+    waiter = threading.Thread(target=lambda: made.append(ctx.resource("slow", slow)))
+    waiter.start()  # a second caller of the same key waits for the first load
+    release.set()
+    loader.join(5)
+    waiter.join(5)
+    assert made == ["slow", "loaded"]  # made once, the second caller got the same value

@@ -167,18 +167,17 @@ class MicroBatcher:
             self._last_end = time.monotonic()
 
     def _run_jobs(self, jobs: list[_Job]) -> None:
-        key = jobs[0].key
+        if len(jobs) == 1:
+            self._run_one(jobs[0])
+            return
         texts = [t for j in jobs for t in j.texts]
         pairs = None if jobs[0].pairs is None else [p for j in jobs for p in (j.pairs or [])]
         try:
-            out = self.run(key, texts, pairs)
+            out = self.run(jobs[0].key, texts, pairs)
             self.batch_sizes.append(len(texts))
-        except Exception as exc:
-            if len(jobs) > 1:  # one bad job must not fail its batch mates: run each alone
-                for j in jobs:
-                    self._run_one(j)
-                return
-            jobs[0].future.set_exception(exc)
+        except Exception:  # one bad job must not fail its batch mates: run each alone
+            for j in jobs:
+                self._run_one(j)
             return
         pos = 0
         for j in jobs:

@@ -401,10 +401,15 @@ class SentimentClassifier(BaseHead):
     def predict(self, texts: str | Sequence[str]) -> dict[str, Any] | list[dict[str, Any]]:
         """``{"label", "score"}`` per text: the most probable class and its probability."""
         p = self.predict_proba(texts)
-        rows = p[None, :] if p.ndim == 1 else p
-        out = [{"label": self.classes_[int(r.argmax())], "score": round(float(r.max()), 6)}
-               for r in rows]
+        out = self.label_scores(p)
         return out[0] if p.ndim == 1 else out
+
+    def label_scores(self, proba: np.ndarray) -> list[dict[str, Any]]:
+        """``{"label", "score"}`` per row of probabilities (as :meth:`predict` gives), for
+        probabilities computed elsewhere (e.g. a server's batched ``predict_proba``)."""
+        self._check()
+        return [{"label": self.classes_[int(r.argmax())], "score": round(float(r.max()), 6)}
+                for r in np.atleast_2d(proba)]
 
     def score(self, texts: Sequence[str], labels: Sequence[str] | Sequence[int]) -> float:
         """Accuracy on labelled texts (scikit-learn's ``score``)."""
