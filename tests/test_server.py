@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from embedsuite.app.server import check_exposure, is_loopback, read_auth
-from embedsuite.app.tabs.compare import load_results, resolve_results
+from embedsuite.app.tabs.compare import load_results, resolve_results, result_folders
 from embedsuite.app.ui import AppContext, RequestTimeoutError, run_with_timeout
 from embedsuite.encoders import ENCODERS
 from embedsuite.testing import FakeEncoder
@@ -70,6 +70,7 @@ def test_results_folder_cannot_be_escaped(tmp_path: Path) -> None:
     (secret / "results.json").write_text("[]", encoding="utf-8")
     (root / "link").symlink_to(secret)
     assert resolve_results(root, "run1") == (root / "run1").resolve()
+    assert result_folders(root) == ["run1"]  # the symlink out is not offered
     assert load_results("run1", root)[2] == []
     messages = set()
     for attempt in ("..", "../secret", str(secret), "/etc", "link", "run1/../../secret",

@@ -18,11 +18,19 @@ Someone is performing music.
 The stock market crashed today."""
 
 
-def _not_found(folder: str) -> FileNotFoundError:
-    return FileNotFoundError(
-        f"No results folder {folder!r} in this server's results folder. Give the name of a "
-        f"folder written by `embedsuite evaluate --out results/NAME` (the server reads "
-        f"results only under the folder set by `embedsuite serve --results-dir`).")
+def _choices(root: str | os.PathLike[str]) -> str:
+    """What the user may type: the folders found, or how to make one."""
+    found = result_folders(root)
+    if found:
+        return "The server's results folder holds: " + ", ".join(found) + "."
+    return ("The server's results folder holds no results yet: write some with `embedsuite "
+            "evaluate --out results/NAME` (the server reads results only under the folder "
+            "set by `embedsuite serve --results-dir`).")
+
+
+def _not_found(root: str | os.PathLike[str], folder: str) -> FileNotFoundError:
+    return FileNotFoundError(f"No results folder {folder!r} in this server's results "
+                             f"folder. {_choices(root)}")
 
 
 def result_folders(root: str | os.PathLike[str]) -> list[str]:
@@ -30,8 +38,10 @@ def result_folders(root: str | os.PathLike[str]) -> list[str]:
     base = Path(root)
     if not base.is_dir():
         return []
+    inside = base.resolve()
     found = ["."] if (base / "results.json").is_file() else []
-    found += sorted(p.parent.name for p in base.glob("*/results.json"))
+    found += sorted(p.parent.name for p in base.glob("*/results.json")
+                    if p.parent.resolve().is_relative_to(inside))  # no symlink out
     return found
 
 
@@ -40,14 +50,14 @@ def resolve_results(root: str | os.PathLike[str], folder: str) -> Path:
     a symlink) or does not exist gets the same message, which reveals nothing."""
     name = (folder or "").strip()
     if not name:
-        raise ValueError("Give the name of a results folder (see the list below the box).")
+        raise ValueError(f"Give the name of a results folder. {_choices(root)}")
     base = Path(root).resolve()
     try:
         d = (base / name).resolve()
     except (OSError, RuntimeError):
-        raise _not_found(name) from None
+        raise _not_found(root, name) from None
     if not d.is_relative_to(base) or not d.is_dir():
-        raise _not_found(name)
+        raise _not_found(root, name)
     return d
 
 
