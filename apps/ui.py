@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = ["TABS", "AppContext", "RequestTimeoutError", "TabSpec", "register_tab",
-           "request_timeout", "server_stats", "ui_errors"]
+           "request_timeout", "reveal", "server_stats", "ui_errors"]
 
 #: Limits applied to user input in the app (issue: resource limits); the request time
 #: limit is :func:`request_timeout` (``EMBEDSUITE_REQUEST_TIMEOUT``).
@@ -439,3 +439,21 @@ def ui_errors(fn: F | None = None, *, long: bool = False) -> F | Callable[[F], F
             record_time(name, time.perf_counter() - t0)
 
     return wrapper
+
+
+def reveal(event: Any, *components: Any) -> Any:
+    """Show ``components`` (result boxes hidden on a fresh page) once ``event`` succeeded.
+
+    A private step of its own, so the event's API output stays the plain values and a
+    failed event leaves the page as it was.
+    """
+    import gradio as gr
+
+    n = len(components)
+
+    def show() -> Any:
+        updates = [gr.update(visible=True) for _ in range(n)]
+        return updates[0] if n == 1 else updates
+
+    return event.success(show, outputs=list(components), api_visibility="private",
+                         queue=False, show_progress="hidden")

@@ -39,6 +39,7 @@ __all__ = [
     "load_tests",
     "permutation_p_value",
     "plot_effect_sizes",
+    "readable_test_name",
     "run_bias_tests",
 ]
 
@@ -226,6 +227,21 @@ def load_counterfactual(language: str = "en"
     return list(spec["templates"]), families
 
 
+def readable_test_name(test: str, language: str = "") -> str:
+    """A test id as people read it: ``weat:career_family__male_female_names`` ->
+    ``career vs family / male vs female names (WEAT, en)``."""
+    kind, _, name = test.rpartition(":")
+
+    def pair(part: str) -> str:
+        words = [w for w in part.split("_") if w]
+        return " ".join([f"{words[0]} vs {words[1]}", *words[2:]]) if len(words) >= 2 \
+            else " ".join(words)
+
+    body = " / ".join(pair(p) for p in name.split("__") if p) or name
+    tags = ", ".join(t for t in (kind.upper(), language) if t)
+    return f"{body} ({tags})" if tags else body
+
+
 def plot_effect_sizes(results: Mapping[str, Sequence[BiasResult]]) -> Any:
     """Grouped horizontal bars: effect size per test x language, one colour per encoder."""
     from embedsuite.plotting import new_figure
@@ -245,8 +261,7 @@ def plot_effect_sizes(results: Mapping[str, Sequence[BiasResult]]) -> Any:
             if r is not None and r.p_value < 0.05:
                 ax.text(bar.get_width(), bar.get_y() + height / 2, " *", va="center", fontsize=8)
     ax.set_yticks([k + 0.4 - height / 2 for k in range(len(keys))],
-                  [f"{t.split(':', 1)[1]} [{t.split(':', 1)[0]}, {lang}]" for t, lang in keys],
-                  fontsize=7)
+                  [readable_test_name(t, lang) for t, lang in keys], fontsize=8)
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_xlabel("effect size d (* p < 0.05)")
     ax.set_title("Association tests per encoder")

@@ -43,14 +43,21 @@ setup() {
 }
 
 browser() {
-  # Debian's chromium for the browser tests (Playwright's own download does not work here).
-  if ! command -v chromium >/dev/null 2>&1; then
+  # Debian's chromium for the browser tests (Playwright's own download does not work here),
+  # and fonts-noto-cjk: Chinese / Japanese / Korean in the browser and in server-drawn plots.
+  local missing=""
+  command -v chromium >/dev/null 2>&1 || missing="chromium"
+  [ -d /usr/share/fonts/opentype/noto ] && ls /usr/share/fonts/opentype/noto/NotoSansCJK* \
+    >/dev/null 2>&1 || missing="$missing fonts-noto-cjk"
+  if [ -n "$missing" ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-      echo "bootstrap: installing Debian's chromium for the browser tests" >&2
-      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
-        >/dev/null) || echo "bootstrap: chromium could not be installed; browser tests will skip" >&2
+      echo "bootstrap: installing Debian's$missing for the browser tests" >&2
+      # shellcheck disable=SC2086  # one word per package
+      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing \
+        >/dev/null) || echo "bootstrap:$missing could not be installed; browser tests will skip" \
+        "(without the fonts, plots draw CJK text as boxes)" >&2
     else
-      echo "bootstrap: chromium not found and not root; browser tests will skip" >&2
+      echo "bootstrap:$missing not found and not root; browser tests will skip or draw CJK as boxes" >&2
     fi
   fi
 }

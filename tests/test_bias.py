@@ -98,3 +98,16 @@ def test_cli_bias_json(capsys, monkeypatch, tmp_cache) -> None:  # type: ignore[
         ENCODERS.unregister("fake-bias")
     recs = json.loads(capsys.readouterr().out)
     assert len(recs) == 6 and {r["language"] for r in recs} == {"en"}
+
+
+def test_plot_names_tests_as_people_read_them() -> None:
+    pytest.importorskip("matplotlib")
+    from embedsuite.bias import BiasResult, plot_effect_sizes, readable_test_name
+
+    assert (readable_test_name("weat:career_family__male_female_names", "en")
+            == "career vs family / male vs female names (WEAT, en)")
+    fig = plot_effect_sizes({"enc": [
+        BiasResult("seat:instruments_weapons__pleasant_unpleasant", "de", 0.8, 0.01, 8, 8, 100,
+                   True)]})
+    ticks = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert ticks == ["instruments vs weapons / pleasant vs unpleasant (SEAT, de)"]

@@ -11,7 +11,9 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +22,7 @@ pytest.importorskip("matplotlib")
 PRELUDE = """
 import sys
 from pathlib import Path
+from typing import Any
 from types import SimpleNamespace
 
 import matplotlib
@@ -118,3 +121,55 @@ def test_missing_matplotlib_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # import fails
     with pytest.raises(MissingExtraError, match=r"pip install 'embedsuite\[eval\]'"):
         new_figure()
+
+
+def _fonts_cover(text: Any) -> bool:
+    """Whether the fonts matplotlib resolves for ``text`` hold a glyph for each character."""
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    chars: set[int] = set()
+    for path in font_manager.fontManager._find_fonts_by_props(text.get_fontproperties()):
+        chars |= set(FT2Font(str(path)).get_charmap())
+    return all(ord(c) in chars for c in text.get_text() if not c.isspace())
+
+
+def _cjk_figure() -> Any:
+    from embedsuite.plotting import new_figure
+
+    fig = new_figure(figsize=(4, 3))
+    ax = fig.subplots()
+    ax.set_title("这部电影太无聊了 (boring)")
+    ax.set_xticks([0, 1], ["東京", "Paris"])
+    ax.annotate("青山大桥", (0.5, 0.5))
+    fig.tight_layout()
+    return fig
+
+
+def test_cjk_text_is_drawn_with_a_font_that_has_its_glyphs(tmp_path: Path) -> None:
+    from matplotlib.text import Text
+
+    from embedsuite.plotting import cjk_font
+
+    if cjk_font() is None:
+        pytest.skip("no CJK font installed (Debian: apt-get install fonts-noto-cjk)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a missing glyph would warn
+        fig = _cjk_figure()
+        fig.savefig(tmp_path / "cjk.png")
+    texts = [t for t in fig.findobj(Text) if t.get_text().strip()]
+    cjk = [t for t in texts if any(ord(c) > 0x2E80 for c in t.get_text())]
+    assert {t.get_text() for t in cjk} >= {"这部电影太无聊了 (boring)", "東京", "青山大桥"}
+    assert all(_fonts_cover(t) for t in texts)
+
+
+def test_without_a_cjk_font_plots_draw_quietly(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """No CJK font: boxes instead of glyphs, but no warning per missing glyph."""
+    from embedsuite import plotting
+
+    monkeypatch.setattr(plotting, "font_families", lambda: ["sans-serif"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _cjk_figure().savefig(tmp_path / "boxes.png")
+    assert (tmp_path / "boxes.png").read_bytes()[:4] == b"\x89PNG"

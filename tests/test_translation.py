@@ -358,6 +358,28 @@ def test_tab_mining_plot(fake_encoder: FakeEncoder) -> None:
     assert none == []
 
 
+def test_tab_threshold_box_and_table(fake_encoder: FakeEncoder) -> None:
+    """An empty threshold box is automatic (a number box showed it as 0 and sent 0); the
+    table names the query once per group and has no score column repeating margin."""
+    from embedsuite.app.tabs.translation import (
+        TABLE_HEADERS,
+        parse_threshold,
+        search_candidates,
+        search_table,
+    )
+
+    assert parse_threshold("") is None and parse_threshold(None) is None
+    assert parse_threshold("  ") is None and parse_threshold("1,05") == 1.05
+    assert parse_threshold(0.9) == 0.9
+    with pytest.raises(ValueError, match="is not a number"):
+        parse_threshold("high")
+    rows = search_candidates(fake_encoder, "it rains\nthe cat", "the cat\nit rains\nsun", 2)
+    table = search_table(rows)
+    assert "score" not in TABLE_HEADERS and all(len(r) == len(TABLE_HEADERS) for r in table)
+    assert [r[0] for r in table] == ["it rains", "", "the cat", ""]
+    assert [r[2] for r in table] == [r[2] for r in rows]
+
+
 def test_tab_is_registered() -> None:
     from embedsuite.app.blocks import build_demo
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import gradio as gr
 
-from embedsuite.app.tabs.encoder import similarity
-from embedsuite.app.ui import AppContext, register_tab, ui_errors
+from embedsuite.app.tabs.encoder import plot_similarity, similarity_matrix
+from embedsuite.app.ui import AppContext, register_tab, reveal, ui_errors
 
 LIVE_EXAMPLE = """A man is playing the guitar.
 Ein Mann spielt Gitarre.
@@ -90,52 +90,59 @@ def load_results(folder: str, root: str | os.PathLike[str] = "results"
 
 
 def live_compare(ctx: AppContext, a: str, b: str, text: str, role: str) -> tuple[Any, Any]:
-    """Similarity matrices of the same sentences under two encoders (from the allow-list)."""
+    """Similarity matrices of the same sentences under two encoders (from the allow-list),
+    drawn on one colour scale."""
     if a == b:
         raise ValueError("Pick two different encoders to compare.")
     enc_a, enc_b = ctx.encoder_for(a), ctx.encoder_for(b)
-    fig_a, _ = similarity(enc_a, text, role)
-    fig_b, _ = similarity(enc_b, text, role)
-    return fig_a, fig_b
+    lines, sim_a = similarity_matrix(enc_a, text, role)
+    _, sim_b = similarity_matrix(enc_b, text, role)
+    lo = float(min(sim_a.min(), sim_b.min()))
+    return (plot_similarity(lines, sim_a, f"{a} (role={role}; same scale as {b})", lo),
+            plot_similarity(lines, sim_b, f"{b} (role={role}; same scale as {a})", lo))
 
 
 @register_tab("compare", "Compare encoders", order=80)
 def build(ctx: AppContext) -> None:
-    """Results of `embedsuite evaluate`, and two encoders side by side on your sentences."""
-    gr.Markdown("### Transfer results\nA folder written by `embedsuite evaluate --out DIR`.")
-    with gr.Row():
-        found = result_folders(ctx.results_dir)
-        folder = gr.Textbox(label="Results folder (name under the server's results folder)",
-                            value=found[0] if found else "", scale=4,
-                            placeholder="e.g. baseline (written by `embedsuite evaluate "
-                                        "--out results/baseline`)")
-        load = gr.Button("Load results")
-    md = gr.Markdown()
-    img = gr.Image(label="results.png", type="filepath", interactive=False)
-    table = gr.Dataframe(headers=["encoder", "task", "dataset", "metric", "value", "n"],
-                         interactive=False, label="All records")
-
-    gr.Markdown("### Live: two encoders on the same sentences")
+    """Two encoders side by side on your sentences, and results of `embedsuite evaluate`."""
+    gr.Markdown("### Two encoders on the same sentences\nCosine similarity of each pair of "
+                "lines under each encoder, on one colour scale. An encoder not loaded yet is "
+                "loaded (or built, about a minute the first time) on the first comparison.")
     names = [n for n in ctx.allowed() if n != "tfidf"]
     with gr.Row():
         enc_a = gr.Dropdown(names, value=names[0], label="Encoder A")
         enc_b = gr.Dropdown(names, value=names[1] if len(names) > 1 else names[0],
-                            label="Encoder B")
+                            label="Encoder B", interactive=len(names) > 1)
         role = gr.Radio(["query", "passage"], value="query", label="Role")
     text = gr.Textbox(label="Sentences (one per line)", value=LIVE_EXAMPLE, lines=5)
-    go = gr.Button("Compare", variant="primary")
+    go = gr.Button("Compare", variant="primary", interactive=len(names) > 1)
     with gr.Row():
-        plot_a = gr.Plot(label="Encoder A")
-        plot_b = gr.Plot(label="Encoder B")
+        plot_a = gr.Plot(label="Encoder A", visible=False)
+        plot_b = gr.Plot(label="Encoder B", visible=False)
+
+    found = result_folders(ctx.results_dir)
+    with gr.Accordion("Results of an evaluation run (embedsuite evaluate)", open=False):
+        gr.Markdown(_choices(ctx.results_dir), elem_id="compare-results-hint")
+        with gr.Row():
+            folder = gr.Dropdown(found, value=found[0] if found else None,
+                                 allow_custom_value=True, interactive=bool(found),
+                                 label="Results folder (under the server's results folder)",
+                                 scale=4)
+            load = gr.Button("Load results", interactive=bool(found))
+        md = gr.Markdown(label="Results table")
+        img = gr.Image(label="results.png", type="filepath", interactive=False, visible=False)
+        table = gr.Dataframe(headers=["encoder", "task", "dataset", "metric", "value", "n"],
+                             interactive=False, label="All records", visible=False)
 
     @ui_errors
-    def _load(f: str) -> tuple[str, str | None, list[list[Any]]]:
-        return load_results(f, ctx.results_dir)
+    def _load(results_folder: str) -> tuple[str, str | None, list[list[Any]]]:
+        return load_results(results_folder, ctx.results_dir)
 
     @ui_errors
-    def _live(a: str, b: str, t: str, r: str) -> tuple[Any, Any]:
-        return live_compare(ctx, a, b, t, r)
+    def _live(encoder_a: str, encoder_b: str, sentences: str, role: str) -> tuple[Any, Any]:
+        return live_compare(ctx, encoder_a, encoder_b, sentences, role)
 
-    load.click(_load, inputs=folder, outputs=[md, img, table], api_name="compare_results")
-    go.click(_live, inputs=[enc_a, enc_b, text, role], outputs=[plot_a, plot_b],
-             api_name="compare_live")
+    reveal(load.click(_load, inputs=folder, outputs=[md, img, table],
+                      api_name="compare_results", show_progress_on=load), img, table)
+    reveal(go.click(_live, inputs=[enc_a, enc_b, text, role], outputs=[plot_a, plot_b],
+                    api_name="compare_live", show_progress_on=go), plot_a, plot_b)

@@ -10,7 +10,7 @@ import gradio as gr
 import numpy as np
 
 from embedsuite.app.tabs.encoder import split_lines
-from embedsuite.app.ui import AppContext, register_tab, ui_errors
+from embedsuite.app.ui import AppContext, register_tab, reveal, ui_errors
 from embedsuite.encoders.base import BaseEncoder
 
 MAP_EXAMPLE = """travel | The train to Berlin leaves at nine.
@@ -23,6 +23,9 @@ sport | Our team won the football match.
 sport | Unser Team hat das Spiel gewonnen.
 finance | The central bank raised interest rates.
 finance | Die Börse ist heute stark gefallen."""
+#: The default neighbour query and the reference sentence it finds first (checked by tests).
+NEIGHBOUR_EXAMPLE = "A cheap train ticket to Berlin"
+NEIGHBOUR_EXPECTED = "The train to Berlin leaves at nine in the morning."
 
 
 def reference_sentences() -> list[str]:
@@ -61,17 +64,32 @@ def parse_labelled(text: str) -> tuple[list[str], list[str]]:
     return labels, texts
 
 
-def text_map(encoder: BaseEncoder, text: str) -> Any:
-    """A PCA map (2-D) of labelled texts, coloured by label."""
-    from embedsuite.plotting import new_figure
-
+def _map_xy(encoder: BaseEncoder, text: str) -> tuple[list[str], list[str], np.ndarray]:
+    """Labels, texts and their 2-D PCA coordinates."""
     labels, texts = parse_labelled(text)
     if len(texts) < 3:
         raise ValueError(f"{len(texts)} texts given; a map needs at least 3")
     x = encoder.encode(texts, role="query")
     xc = x - x.mean(axis=0)
     _, _, vt = np.linalg.svd(xc, full_matrices=False)
-    xy = xc @ vt[:2].T
+    return labels, texts, xc @ vt[:2].T
+
+
+def map_points(encoder: BaseEncoder, text: str) -> Any:
+    """The PCA map as a table for ``gr.ScatterPlot`` (drawn in the browser: the texts show
+    on hover, so labels never overlap). Columns ``x``, ``y``, ``label``, ``text``."""
+    import pandas as pd
+
+    labels, texts, xy = _map_xy(encoder, text)
+    return pd.DataFrame({"x": np.round(xy[:, 0], 4), "y": np.round(xy[:, 1], 4),
+                         "label": labels, "text": texts})
+
+
+def text_map(encoder: BaseEncoder, text: str) -> Any:
+    """A PCA map (2-D) of labelled texts, coloured by label (a matplotlib figure)."""
+    from embedsuite.plotting import new_figure
+
+    labels, texts, xy = _map_xy(encoder, text)
     fig = new_figure(figsize=(8, 6))
     ax = fig.subplots()
     for lab in dict.fromkeys(labels):
@@ -117,18 +135,25 @@ def build(ctx: AppContext) -> None:
     gr.Markdown("### Nearest neighbours\nThe reference sentences closest to a text "
                 "(default: a small multilingual set written for this project).")
     with gr.Row():
-        q = gr.Textbox(label="Text", value="A cheap flight to Japan", scale=3)
+        q = gr.Textbox(label="Text (Enter searches)", value=NEIGHBOUR_EXAMPLE, scale=3,
+                       max_lines=1)
         k = gr.Slider(1, 20, value=5, step=1, label="How many")
-    ref = gr.Textbox(label="Reference sentences (one per line; empty = built-in set)", lines=3)
+    with gr.Accordion("Your own reference sentences", open=False):
+        ref = gr.Textbox(label="Reference sentences (one per line; empty = built-in set)",
+                         lines=3)
     nn_btn = gr.Button("Find neighbours", variant="primary")
     nn_out = gr.Dataframe(headers=["rank", "sentence", "cosine"], label="Neighbours",
-                          interactive=False)
+                          interactive=False, visible=False, wrap=True,
+                          elem_id="inside-neighbours")
 
     gr.Markdown("### Map of texts\nOne text per line as `label | text`; the label colours "
                 "the point (use a language or a topic).")
     map_in = gr.Textbox(label="Labelled texts", value=MAP_EXAMPLE, lines=8)
     map_btn = gr.Button("Draw map")
-    map_out = gr.Plot(label="Map")
+    map_out = gr.ScatterPlot(x="x", y="y", color="label", tooltip=["text", "label"],
+                             label="Map (first two principal components; hover for the text)",
+                             x_title="component 1", y_title="component 2",
+                             visible=False, elem_id="inside-map")
 
     gr.Markdown("### Bias probes\nWEAT/SEAT association tests (effect size d, permutation "
                 "p-value) on word and sentence lists written for this project. The first run "
@@ -137,25 +162,32 @@ def build(ctx: AppContext) -> None:
         encs = gr.CheckboxGroup([n for n in ctx.allowed() if n != "tfidf"],
                                 value=[ctx.encoder_name],
                                 label="Encoders")
-        langs = gr.CheckboxGroup(["en", "de", "fr", "es"], value=["en"], label="Languages")
+        langs = gr.CheckboxGroup([("English", "en"), ("German", "de"), ("French", "fr"),
+                                  ("Spanish", "es")], value=["en"], label="Languages")
     bias_btn = gr.Button("Run bias tests")
-    bias_plot = gr.Plot(label="Effect sizes")
+    bias_plot = gr.Plot(label="Effect sizes", visible=False)
     bias_table = gr.Dataframe(headers=["encoder", "test", "language", "effect size", "p-value",
-                                       "n targets"], interactive=False)
+                                       "n targets"], interactive=False, label="Bias tests",
+                              visible=False)
 
     @ui_errors
-    def _nn(text: str, reference: str, kk: float) -> list[list[Any]]:
-        return neighbours(ctx.encoder, text, reference, int(kk))
+    def _nn(text: str, reference_sentences: str, how_many: float) -> list[list[Any]]:
+        return neighbours(ctx.encoder, text, reference_sentences, int(how_many))
 
     @ui_errors
-    def _map(text: str) -> Any:
-        return text_map(ctx.encoder, text)
+    def _map(labelled_texts: str) -> Any:
+        return map_points(ctx.encoder, labelled_texts)
 
     @ui_errors
-    def _bias(e: list[str], lg: list[str]) -> tuple[Any, list[Any]]:
-        return bias_report(ctx, e, lg)
+    def _bias(encoders: list[str], languages: list[str]) -> tuple[Any, list[Any]]:
+        return bias_report(ctx, encoders, languages)
 
-    nn_btn.click(_nn, inputs=[q, ref, k], outputs=nn_out, api_name="inside_neighbours")
-    map_btn.click(_map, inputs=map_in, outputs=map_out, api_name="inside_map")
-    bias_btn.click(_bias, inputs=[encs, langs], outputs=[bias_plot, bias_table],
-                   api_name="inside_bias")
+    reveal(nn_btn.click(_nn, inputs=[q, ref, k], outputs=nn_out, api_name="inside_neighbours",
+                        show_progress_on=nn_btn), nn_out)
+    reveal(q.submit(_nn, inputs=[q, ref, k], outputs=nn_out, api_visibility="private",
+                    show_progress_on=nn_btn), nn_out)
+    reveal(map_btn.click(_map, inputs=map_in, outputs=map_out, api_name="inside_map",
+                         show_progress_on=map_btn), map_out)
+    reveal(bias_btn.click(_bias, inputs=[encs, langs], outputs=[bias_plot, bias_table],
+                          api_name="inside_bias", show_progress_on=bias_btn),
+           bias_plot, bias_table)

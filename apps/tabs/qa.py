@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from embedsuite.app.ui import (
     MAX_UPLOAD_BYTES,
     AppContext,
     register_tab,
+    reveal,
     ui_errors,
 )
 from embedsuite.data.uploads import decode_upload
@@ -24,6 +26,12 @@ from embedsuite.validation import check_text
 #: longest document the tab reads (only the best windows are read per question)
 MAX_DOC_CHARS = 5 * MAX_TEXT_CHARS
 MAX_QUESTION_CHARS = 500
+#: The tab's no-answer threshold when the shipped head's config sets none: the shipped head
+#: scores unrelated questions below ~0.05 and the examples' answers above 0.3 (0 would
+#: always return some span).
+DEFAULT_THRESHOLD = 0.2
+#: Tokens shown each side of the best span in the start / end score plot.
+PLOT_CONTEXT_TOKENS = 30
 
 #: (language, document, question) examples written for this project
 EXAMPLES: list[tuple[str, str, str]] = [
@@ -59,11 +67,29 @@ EXAMPLES: list[tuple[str, str, str]] = [
      "достигает двадцати трёх метров. Зимой озеро замерзает, и местные жители ловят рыбу "
      "со льда. Первую карту озера составил географ Иван Петров в 1903 году.",
      "Кто составил первую карту озера?"),
-    ("English question, German text",
-     "Die Firma Brenner & Söhne stellt seit 1921 Fahrräder in Kassel her. Der heutige "
-     "Geschäftsführer heißt Tobias Brenner; er leitet das Unternehmen seit 2015.",
-     "Since when has the company made bicycles?"),
+    ("English question, French text",
+     "Le festival de musique de Val-Clair a lieu chaque année au mois de juillet. Fondé en "
+     "1987 par la pianiste Claire Dumas, il accueille environ 30 000 visiteurs. Les concerts "
+     "se déroulent dans l'ancienne abbaye et sur la place du village.",
+     "Who founded the festival?"),
 ]
+#: The answer the shipped head gives each example (checked by the tests).
+EXAMPLE_ANSWERS = ["Margaret Olsen", "Jonas Weber", "1987", "214", "李明华", "Иван Петров",
+                   "Claire Dumas"]
+
+
+def shipped_threshold() -> float:
+    """The tab's no-answer threshold: the shipped head's own (its ``config.json``, read
+    without loading the head) where it sets one between 0 and 1, else
+    :data:`DEFAULT_THRESHOLD`."""
+    from embedsuite.heads.qa import DEFAULT_HEAD_DIR
+
+    try:
+        cfg = json.loads((DEFAULT_HEAD_DIR / "config.json").read_text(encoding="utf-8"))
+        value = float(cfg["params"]["no_answer_threshold"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return DEFAULT_THRESHOLD
+    return value if 0.0 < value < 1.0 else DEFAULT_THRESHOLD
 
 
 def read_upload(path: str | os.PathLike[str] | None) -> str:
@@ -161,8 +187,11 @@ def plot_span_scores(head: Any, document: str | None, question: str | None) -> A
     best = max(windows, key=lambda w: float(w["start"].max() + w["end"].max()))
     offs, st, en = best["offsets"], best["start"], best["end"]
     i, j = int(st.argmax()), int(en.argmax())
+    lo = max(0, min(i, j) - PLOT_CONTEXT_TOKENS)
+    hi = min(len(offs), max(i, j) + PLOT_CONTEXT_TOKENS + 1)
+    offs, st, en, i, j = offs[lo:hi], st[lo:hi], en[lo:hi], i - lo, j - lo
     labels = [doc[a:b] for a, b in offs]
-    width = max(8.0, min(0.28 * len(labels), 40.0))
+    width = max(8.0, min(0.22 * len(labels), 16.0))
     fig = new_figure(figsize=(width, 3.6))
     ax = fig.subplots()
     x = np.arange(len(labels))
@@ -171,9 +200,10 @@ def plot_span_scores(head: Any, document: str | None, question: str | None) -> A
     if j >= i:
         ax.axvspan(i - 0.5, j + 0.5, color="gold", alpha=0.3, label="best start..end")
     step = max(1, len(labels) // 120)
-    ax.set_xticks(x[::step], labels[::step], rotation=90, fontsize=7)
+    ax.set_xticks(x[::step], labels[::step], rotation=90, fontsize=9)
     ax.set_ylabel("logit")
-    ax.set_title(f"Start / end scores over window {best['window'] + 1}", fontsize=9)
+    ax.set_title(f"Start / end scores around the best span (window {best['window'] + 1})",
+                 fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -192,41 +222,53 @@ def build(ctx: AppContext) -> None:
     )
     with gr.Row():
         with gr.Column(scale=3):
-            document = gr.Textbox(label="Text (paste, or upload a .txt below)",
-                                  value=EXAMPLES[0][1], lines=10, max_lines=30)
-            upload = gr.File(label="Upload a .txt file", file_types=[".txt"], type="filepath")
+            document = gr.Textbox(label="Text (paste, or upload a .txt)",
+                                  value=EXAMPLES[0][1], lines=8, max_lines=30)
         with gr.Column(scale=2):
-            question = gr.Textbox(label="Question", value=EXAMPLES[0][2], lines=2)
-            top_k = gr.Slider(1, 10, value=3, step=1, label="Answers to show")
-            threshold = gr.Slider(0.0, 1.0, value=0.0, step=0.05,
-                                  label="No-answer threshold (score under it: no answer)")
+            question = gr.Textbox(label="Question (Enter answers)", value=EXAMPLES[0][2],
+                                  lines=1, max_lines=1, elem_id="qa-question")
             go = gr.Button("Answer", variant="primary")
-    summary = gr.Markdown(elem_id="qa-summary")
-    marked = gr.HighlightedText(label="Answer in the text", combine_adjacent=False,
-                                show_legend=True)
-    table = gr.Dataframe(headers=["rank", "answer", "score", "window", "start", "end"],
-                         label="Top answers", interactive=False)
-    scores_btn = gr.Button("Show start / end scores over the text")
-    scores_plot = gr.Plot(label="Why this span: the head's start and end scores per token")
+            upload = gr.File(label="Upload a .txt file", file_types=[".txt"], type="filepath",
+                             height=120)
+            with gr.Accordion("Advanced", open=False):
+                top_k = gr.Slider(1, 10, value=3, step=1, label="Answers to show")
+                threshold = gr.Slider(0.0, 1.0, value=shipped_threshold(), step=0.01,
+                                      label="No-answer threshold (best score under it: "
+                                            "no answer)")
     gr.Examples(examples=[[d, q] for _, d, q in EXAMPLES], inputs=[document, question],
-                example_labels=[lang for lang, _, _ in EXAMPLES], label="Examples")
+                example_labels=[lang for lang, _, _ in EXAMPLES],
+                label="Examples (click one, then Answer)")
+    summary = gr.Markdown(elem_id="qa-summary", label="Answer")
+    marked = gr.HighlightedText(label="Answer in the text", combine_adjacent=False,
+                                show_legend=True, visible=False, elem_id="qa-marked")
+    table = gr.Dataframe(headers=["rank", "answer", "score", "window", "start", "end"],
+                         label="Top answers", interactive=False, visible=False, wrap=True,
+                         column_widths=["8%", "44%", "12%", "12%", "12%", "12%"])
+    with gr.Accordion("Why this span: the head's start and end scores", open=False):
+        scores_btn = gr.Button("Show start / end scores around the answer")
+        scores_plot = gr.Plot(label="Start and end scores per token", visible=False)
 
     @ui_errors
-    def _upload(path: str | None) -> str:
-        return read_upload(path)
+    def _upload(text_file: str | None) -> str:
+        return read_upload(text_file)
 
     @ui_errors
-    def _answer(doc: str, q: str, k: float, thr: float) -> tuple[Any, str, Any]:
-        return answer_question(head(), doc, q, int(k), float(thr))
+    def _answer(text: str, question: str, answers_to_show: float,
+                no_answer_threshold: float) -> tuple[Any, str, Any]:
+        return answer_question(head(), text, question, int(answers_to_show),
+                               float(no_answer_threshold))
 
     @ui_errors
-    def _scores(doc: str, q: str) -> Any:
-        return plot_span_scores(head(), doc, q)
+    def _scores(text: str, question: str) -> Any:
+        return plot_span_scores(head(), text, question)
 
-    scores_btn.click(_scores, inputs=[document, question], outputs=scores_plot,
-                     api_name="qa_scores")
-    upload.upload(_upload, inputs=upload, outputs=document, api_name="qa_load_text")
-    go.click(_answer, inputs=[document, question, top_k, threshold],
-             outputs=[marked, summary, table], api_name="qa_answer")
-    question.submit(_answer, inputs=[document, question, top_k, threshold],
-                    outputs=[marked, summary, table], api_visibility="private")
+    reveal(scores_btn.click(_scores, inputs=[document, question], outputs=scores_plot,
+                            api_name="qa_scores", show_progress_on=scores_btn), scores_plot)
+    upload.upload(_upload, inputs=upload, outputs=document, api_name="qa_load_text",
+                  show_progress="hidden")
+    reveal(go.click(_answer, inputs=[document, question, top_k, threshold],
+                    outputs=[marked, summary, table], api_name="qa_answer",
+                    show_progress_on=go), marked, table)
+    reveal(question.submit(_answer, inputs=[document, question, top_k, threshold],
+                           outputs=[marked, summary, table], api_visibility="private",
+                           show_progress_on=go), marked, table)

@@ -22,6 +22,7 @@ from embedsuite.app.ui import (
     MAX_UPLOAD_BYTES,
     AppContext,
     register_tab,
+    reveal,
     ui_errors,
 )
 from embedsuite.data.catalogue import demo_catalogue
@@ -33,6 +34,13 @@ from embedsuite.heads.recommend import ContentRecommender
 #: Uploaded catalogues are embedded in the app; larger ones belong in the Python API / CLI.
 MAX_CATALOGUE_ITEMS = 5_000
 RESULT_HEADERS = ["rank", "id", "title", "kind", "score", "because", "words close to your taste"]
+#: The tab's defaults (likes, dislikes, wish, item) and the top pick the demo catalogue
+#: gives each (checked by the tests).
+DEFAULT_LIKED = ["b001", "f008"]
+DEFAULT_DISLIKED = ["f013"]
+DEFAULT_WISH = "a funny space adventure for kids"
+DEFAULT_ITEM = "f004"
+EXPECTED_TOP = {"picks": "f002", "wish": "f004", "similar": "b006"}
 
 
 def read_catalogue_csv(source: str | os.PathLike[str] | bytes) -> list[dict[str, Any]]:
@@ -73,6 +81,8 @@ def _ids(values: list[str] | str | None) -> list[str]:
     if isinstance(values, str):
         return [values] if values else []
     return [v for v in values if v]
+
+
 
 
 def taste_words(head: ContentRecommender, item_ids: list[str], profile: np.ndarray | None,
@@ -230,83 +240,103 @@ def build(ctx: AppContext) -> None:
                     for it in demo_catalogue()]
     key = gr.State("")
     with gr.Row():
-        upload = gr.File(label="Catalogue CSV (id,title,description)", file_types=[".csv"],
-                         type="filepath")
-        with gr.Column():
-            load_btn = gr.Button("Load uploaded catalogue")
-            demo_btn = gr.Button("Use demo catalogue")
-            status = gr.Markdown("Catalogue: demo (embedded on first use).")
+        liked = gr.Dropdown(demo_choices, value=DEFAULT_LIKED, multiselect=True,
+                            allow_custom_value=True, label="Liked items", elem_id="rec-liked",
+                            min_width=300)
+        disliked = gr.Dropdown(demo_choices, value=DEFAULT_DISLIKED, multiselect=True,
+                               allow_custom_value=True, label="Disliked items",
+                               elem_id="rec-disliked", min_width=300)
+    go = gr.Button("Recommend from likes / dislikes", variant="primary")
     with gr.Row():
-        liked = gr.Dropdown(demo_choices, value=["b001", "f008"], multiselect=True,
-                            allow_custom_value=True, label="Liked items")
-        disliked = gr.Dropdown(demo_choices, value=["f013"], multiselect=True,
-                               allow_custom_value=True, label="Disliked items")
-    wish = gr.Textbox(label="…or a wish (any language)",
-                      value="a funny space adventure for kids", max_lines=3)
+        wish = gr.Textbox(label="…or a wish (any language; Enter recommends)", value=DEFAULT_WISH,
+                          max_lines=1, scale=3)
+        go_text = gr.Button("Recommend from wish", variant="primary", scale=1)
     with gr.Row():
-        diversity = gr.Slider(0.0, 1.0, value=0.0, step=0.05,
-                              label="Diversity (0 = most relevant, 1 = most diverse)")
-        k = gr.Slider(1, 20, value=8, step=1, label="How many")
-    with gr.Row():
-        go = gr.Button("Recommend from likes / dislikes", variant="primary")
-        go_text = gr.Button("Recommend from wish", variant="primary")
-    with gr.Row():
-        anchor = gr.Dropdown(demo_choices, value="f004", allow_custom_value=True, label="Item")
-        go_sim = gr.Button("Similar items")
+        anchor = gr.Dropdown(demo_choices, value=DEFAULT_ITEM, allow_custom_value=True,
+                             label="…or items like this one", elem_id="rec-item", scale=3)
+        go_sim = gr.Button("Similar items", scale=1)
+    with gr.Accordion("Options: diversity, how many, your own catalogue", open=False):
+        with gr.Row():
+            diversity = gr.Slider(0.0, 1.0, value=0.0, step=0.05,
+                                  label="Diversity (0 = most relevant, 1 = most diverse)")
+            k = gr.Slider(1, 20, value=8, step=1, label="How many")
+        with gr.Row():
+            upload = gr.File(label="Catalogue CSV (id,title,description)", file_types=[".csv"],
+                             type="filepath", height=120, elem_id="rec-upload")
+            with gr.Column():
+                load_btn = gr.Button("Load uploaded catalogue")
+                demo_btn = gr.Button("Use demo catalogue")
+    status = gr.Markdown("Catalogue: demo (110 items).", elem_id="rec-status",
+                         label="Catalogue")
     table = gr.Dataframe(headers=RESULT_HEADERS, label="Recommendations", interactive=False,
-                         elem_id="recommend-results")
-    plot = gr.Plot(label="Catalogue map")
+                         elem_id="recommend-results", visible=False, wrap=True)
+    plot = gr.Plot(label="Catalogue map", visible=False)
 
-    def _pickers(head: ContentRecommender) -> tuple[Any, Any, Any]:
-        ch = choices(head)
+    def _pickers(catalogue: str) -> tuple[Any, Any, Any]:
+        ch = choices(_head(catalogue))
         return (gr.Dropdown(choices=ch, value=[]), gr.Dropdown(choices=ch, value=[]),
                 gr.Dropdown(choices=ch, value=None))
 
     @ui_errors(long=True)  # trains / embeds a whole upload
-    def _load(path: str | None) -> tuple[Any, ...]:
-        if not path:
+    def _load(catalogue_csv: str | None) -> tuple[Any, ...]:
+        if not catalogue_csv:
             raise ValueError("Upload a CSV file first (columns id,title,description).")
-        items = read_catalogue_csv(path)
-        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+        items = read_catalogue_csv(catalogue_csv)
+        digest = hashlib.sha256(Path(catalogue_csv).read_bytes()).hexdigest()[:16]
         rkey = f"recommend:upload:{digest}"
         head = ctx.resource(rkey, lambda: fit_catalogue(ctx.encoder, items))
-        return (rkey, f"Catalogue: **{Path(path).name}**, {head.n_items} items.",
-                *_pickers(head), catalogue_map(head, []))
+        return (rkey, f"Catalogue: **{Path(catalogue_csv).name}**, {head.n_items} items.",
+                catalogue_map(head, []))
 
     @ui_errors
     def _demo() -> tuple[Any, ...]:
         head = _head("")
-        return ("", f"Catalogue: demo, {head.n_items} items.", *_pickers(head),
-                catalogue_map(head, []))
+        return "", f"Catalogue: demo, {head.n_items} items.", catalogue_map(head, [])
+
+    def _shown(rows: list[list[Any]], fig: Any) -> tuple[Any, Any]:
+        return {"headers": RESULT_HEADERS, "data": rows}, fig
 
     @ui_errors
-    def _rec(rkey: str, lk: list[str], dl: list[str], n: float, div: float
-             ) -> tuple[Any, Any]:
-        head = _head(rkey)
-        rows, picks = recommend_from_picks(head, lk, dl, int(n), div)
-        return ({"headers": RESULT_HEADERS, "data": rows},
-                catalogue_map(head, picks, lk, dl, "picks from your likes / dislikes"))
+    def _rec(catalogue: str, liked: list[str], disliked: list[str], how_many: float,
+             diversity: float) -> tuple[Any, Any]:
+        head = _head(catalogue)
+        rows, picks = recommend_from_picks(head, liked, disliked, int(how_many), diversity)
+        return _shown(rows, catalogue_map(head, picks, liked, disliked,
+                                          "picks from your likes / dislikes"))
 
     @ui_errors
-    def _rec_text(rkey: str, text: str, n: float, div: float) -> tuple[Any, Any]:
-        head = _head(rkey)
-        rows, picks = recommend_from_text(head, text, int(n), div)
-        return ({"headers": RESULT_HEADERS, "data": rows},
-                catalogue_map(head, picks, title=f"picks for: {text[:60]}"))
+    def _rec_text(catalogue: str, wish: str, how_many: float, diversity: float
+                  ) -> tuple[Any, Any]:
+        head = _head(catalogue)
+        rows, picks = recommend_from_text(head, wish, int(how_many), diversity)
+        return _shown(rows, catalogue_map(head, picks, title=f"picks for: {wish[:60]}"))
 
     @ui_errors
-    def _similar(rkey: str, item: str | None, n: float, div: float) -> tuple[Any, Any]:
-        head = _head(rkey)
-        rows, picks = similar_to(head, item, int(n), div)
-        return ({"headers": RESULT_HEADERS, "data": rows},
-                catalogue_map(head, picks, [item] if item else [], title="similar items"))
+    def _similar(catalogue: str, item: str | None, how_many: float, diversity: float
+                 ) -> tuple[Any, Any]:
+        head = _head(catalogue)
+        rows, picks = similar_to(head, item, int(how_many), diversity)
+        return _shown(rows, catalogue_map(head, picks, [item] if item else [],
+                                          title="similar items"))
 
-    outs = [key, status, liked, disliked, anchor, plot]
-    load_btn.click(_load, inputs=upload, outputs=outs, api_name="recommend_load_catalogue")
-    demo_btn.click(_demo, outputs=outs, api_name="recommend_demo_catalogue")
-    go.click(_rec, inputs=[key, liked, disliked, k, diversity], outputs=[table, plot],
-             api_name="recommend")
-    go_text.click(_rec_text, inputs=[key, wish, k, diversity], outputs=[table, plot],
-                  api_name="recommend_text")
-    go_sim.click(_similar, inputs=[key, anchor, k, diversity], outputs=[table, plot],
-                 api_name="recommend_similar")
+    # the pickers are never outputs of a step that can fail: they change only after a
+    # catalogue loaded, so a bad upload leaves them (and the old results) as they were
+    outs = [key, status, plot]
+    pickers = [liked, disliked, anchor]
+    for loaded in (
+            load_btn.click(_load, inputs=upload, outputs=outs,
+                           api_name="recommend_load_catalogue", show_progress_on=load_btn),
+            demo_btn.click(_demo, outputs=outs, api_name="recommend_demo_catalogue",
+                           show_progress_on=demo_btn)):
+        loaded.success(_pickers, inputs=key, outputs=pickers, api_visibility="private")
+        reveal(loaded, plot)
+    for event in (
+            go.click(_rec, inputs=[key, liked, disliked, k, diversity], outputs=[table, plot],
+                     api_name="recommend", show_progress_on=go),
+            go_text.click(_rec_text, inputs=[key, wish, k, diversity], outputs=[table, plot],
+                          api_name="recommend_text", show_progress_on=go_text),
+            wish.submit(_rec_text, inputs=[key, wish, k, diversity], outputs=[table, plot],
+                        api_visibility="private", show_progress_on=go_text),
+            go_sim.click(_similar, inputs=[key, anchor, k, diversity], outputs=[table, plot],
+                         api_name="recommend_similar", show_progress_on=go_sim)):
+        reveal(event, table, plot)

@@ -19,6 +19,7 @@ from embedsuite.app.ui import (
     MAX_UPLOAD_BYTES,
     AppContext,
     register_tab,
+    reveal,
     ui_errors,
 )
 from embedsuite.data.tables import read_labelled_csv
@@ -28,8 +29,11 @@ from embedsuite.heads.sentiment import SentimentClassifier
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["classify", "parse_csv", "plot_confusion", "plot_probabilities", "train_from_csv"]
+__all__ = ["EXAMPLES", "HEAD_CHOICES", "classify", "headline", "label_probabilities",
+           "parse_csv", "plot_confusion", "train_from_csv"]
 
+#: Built-in examples and the label the shipped head gives each (checked by the tests).
+EXAMPLE_LABELS = ["positive", "negative", "positive", "negative", "positive", "negative"]
 EXAMPLES = [
     "A gorgeous, witty, seductive movie.",
     "The plot is thin and the jokes fall flat.",
@@ -38,6 +42,10 @@ EXAMPLES = [
     "La película es preciosa y muy emocionante.",
     "这部电影太无聊了，浪费时间。",
 ]
+
+DEFAULT_HEAD = "default (SST-2)"
+CUSTOM_HEAD = "custom (trained below)"
+HEAD_CHOICES = [DEFAULT_HEAD, CUSTOM_HEAD]
 
 #: Most rows a CSV may have for training in the browser (larger sets: use the CLI).
 MAX_TRAIN_ROWS = 20_000
@@ -51,8 +59,8 @@ _LIMIT_HINT = (" The app's limits keep the page responsive; train on larger file
 
 def classify(head: SentimentClassifier, text: str,
              proba_fn: Callable[[list[str]], np.ndarray] | None = None
-             ) -> tuple[list[list[Any]], Any]:
-    """Label and score for each line of ``text``, and a bar chart of class probabilities.
+             ) -> tuple[list[list[Any]], dict[str, float]]:
+    """Label and score for each line of ``text``, and the first line's class probabilities.
 
     Args:
         head: The classifier.
@@ -61,31 +69,23 @@ def classify(head: SentimentClassifier, text: str,
             passes its micro-batched predictor).
 
     Returns:
-        Rows ``[text, label, score]`` and the probabilities for the bar chart.
+        Rows ``[text, label, score]`` and ``{class: probability}`` of the first line
+        (for ``gr.Label``; the classes are the head's, so a custom head shows its own).
     """
     lines = split_lines(text)
     proba = np.atleast_2d(proba_fn(lines) if proba_fn else head.predict_proba(lines))
     rows = [[ln, head.classes_[int(p.argmax())], round(float(p.max()), 4)]
             for ln, p in zip(lines, proba, strict=True)]
-    return rows, plot_probabilities(lines, proba, list(head.classes_))
+    return rows, label_probabilities(proba[0], list(head.classes_))
 
 
 def _short(text: str, n: int = 40) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def plot_probabilities(texts: list[str], proba: np.ndarray, classes: list[str]) -> Any:
-    """Class probabilities as a long table for ``gr.BarPlot`` (drawn in the browser).
-
-    Columns ``text`` (numbered, shortened), ``class`` and ``probability``; the browser
-    renders the bars, so classifying costs no server-side plotting time.
-    """
-    import pandas as pd
-
-    rows = [{"text": f"{i + 1}. {_short(t)}", "class": c, "probability": round(float(p[k]), 4)}
-            for i, (t, p) in enumerate(zip(texts, proba, strict=True))
-            for k, c in enumerate(classes)]
-    return pd.DataFrame(rows, columns=["text", "class", "probability"])
+def label_probabilities(proba: np.ndarray, classes: list[str]) -> dict[str, float]:
+    """``{class: probability}`` of one text, every class of the head (for ``gr.Label``)."""
+    return {str(c): round(float(p), 4) for c, p in zip(classes, proba, strict=True)}
 
 
 def parse_csv(path: str | Path | None) -> tuple[list[str], list[str], int]:
@@ -187,6 +187,17 @@ def train_from_csv(encoder: Encoder, path: str | Path | None, kind: str = "linea
     return head, report, plot_confusion(matrix, classes), zip_path
 
 
+def headline(report: dict[str, Any]) -> str:
+    """The training report's headline figures as Markdown (the JSON stays in a details box)."""
+    classes = ", ".join(f"{c} {n:,}" for c, n in report["classes"].items())
+    skipped = (f" · {report['rows_skipped']:,} empty row(s) skipped"
+               if report.get("rows_skipped") else "")
+    return (f"**Held-out accuracy: {report['held_out_accuracy']:.1%}** on "
+            f"{report['n_held_out']:,} rows (trained on {report['n_train']:,}) · "
+            f"{report['kind']} head · classes: {classes}{skipped}.  \n"
+            f"The head you can use above and download was then trained on all rows.")
+
+
 def explain_line(head: SentimentClassifier, text: str, line: int = 1
                  ) -> list[tuple[str, float | None]]:
     """Occlusion explanation of one line as (piece, weight in [-1, 1]) for gr.HighlightedText.
@@ -222,71 +233,85 @@ def build(ctx: AppContext) -> None:
     custom = gr.State(None)
     with gr.Row():
         text = gr.Textbox(label="Text (one per line)", lines=5, value="\n".join(EXAMPLES[:3]),
-                          scale=3)
-        which = gr.Radio(["default (SST-2)", "custom (trained below)"],
-                         value="default (SST-2)", label="Head", scale=1)
+                          scale=3, min_width=320)
+        which = gr.Radio(HEAD_CHOICES, value=DEFAULT_HEAD, label="Head", scale=1, min_width=240,
+                         elem_id="sentiment-head",
+                         info="custom: train one under 'Train your own classifier'")
     go = gr.Button("Classify", variant="primary")
-    gr.Examples([[e] for e in EXAMPLES], inputs=[text], label="Examples")
-    table = gr.Dataframe(headers=["text", "label", "score"], label="Predictions",
-                         interactive=False, elem_id="sentiment-results")
-    plot = gr.BarPlot(x="text", y="probability", color="class", label="Class probabilities",
-                      y_lim=[0, 1], sort=None)
+    gr.Examples([[e] for e in EXAMPLES], inputs=[text], label="Examples (click to fill in)")
+    with gr.Row():
+        table = gr.Dataframe(headers=["text", "label", "score"], label="Predictions",
+                             interactive=False, elem_id="sentiment-results", visible=False,
+                             wrap=True, scale=3)
+        probs = gr.Label(label="Class probabilities (line 1)", elem_id="sentiment-probabilities",
+                         visible=False, scale=2)
     with gr.Row():
         line_no = gr.Number(value=1, precision=0, minimum=1, label="Explain line", scale=1)
         explain_btn = gr.Button("Explain: which words pushed the decision", scale=3)
     explanation = gr.HighlightedText(
         label="Word influence (occlusion: red pushes towards the label, blue against it)",
-        elem_id="sentiment-explanation", show_legend=False)
+        elem_id="sentiment-explanation", show_legend=False, visible=False)
 
-    gr.Markdown("### Train a custom classifier\nUpload a CSV with the columns `text` and "
-                "`label` (any label names, two or more). 20 % of each class is held out to "
-                "measure accuracy, then the head is trained on all rows; it is used at once "
-                "above (choose *custom*) and offered as a zip.")
-    with gr.Row():
-        upload = gr.File(label="CSV (text,label)", file_types=[".csv", ".tsv", ".txt"],
-                         type="filepath")
-        kind = gr.Radio(["linear", "attention"], value="linear",
-                        label="Head kind (linear: seconds; attention: slower, stronger)")
-    train = gr.Button("Train", variant="primary")
-    with gr.Row():
-        report = gr.JSON(label="Held-out result")
-        confusion = gr.Plot(label="Confusion matrix")
-    download = gr.File(label="Saved head (zip)", interactive=False)
+    with gr.Accordion("Train your own classifier", open=False):
+        gr.Markdown("Upload a CSV with the columns `text` and `label` (any label names, two or "
+                    "more). 20 % of each class is held out to measure accuracy, then the head "
+                    "is trained on all rows; it is used at once above (choose *custom*) and "
+                    "offered as a zip.")
+        with gr.Row():
+            upload = gr.File(label="CSV (text,label)", file_types=[".csv", ".tsv", ".txt"],
+                             type="filepath", elem_id="sentiment-upload")
+            kind = gr.Radio(["linear", "attention"], value="linear",
+                            label="Head kind (linear: seconds; attention: slower, stronger)")
+        train = gr.Button("Train", variant="primary")
+        summary = gr.Markdown(elem_id="sentiment-train-summary", label="Training summary")
+        with gr.Row():
+            confusion = gr.Plot(label="Confusion matrix", visible=False)
+            download = gr.File(label="Saved head (zip)", interactive=False, visible=False)
+        with gr.Accordion("Full report (JSON)", open=False):
+            report = gr.JSON(label="Held-out result")
 
     def _default() -> SentimentClassifier:
         return sentiment_head(ctx)
 
     @ui_errors
-    def _classify(t: str, w: str, head: SentimentClassifier | None) -> tuple[Any, Any]:
-        if w.startswith("custom"):
-            if head is None:
+    def _classify(text: str, head_choice: str, custom_head: SentimentClassifier | None
+                  ) -> tuple[Any, Any]:
+        if head_choice.startswith("custom"):
+            if custom_head is None:
                 raise ValueError("No custom head yet: upload a CSV and press Train first, or "
                                  "choose the default head.")
         else:
-            return classify(_default(), t, lambda lines: sentiment_proba(ctx, lines))
-        rows, fig = classify(head, t)
-        return rows, fig
+            return classify(_default(), text, lambda lines: sentiment_proba(ctx, lines))
+        rows, proba = classify(custom_head, text)
+        return rows, proba
 
     @ui_errors
-    def _explain(t: str, n: float, w: str, head: SentimentClassifier | None
-                 ) -> list[tuple[str, float | None]]:
-        if w.startswith("custom") and head is not None:
-            use = head
-        elif w.startswith("custom"):
+    def _explain(text: str, line: float, head_choice: str,
+                 custom_head: SentimentClassifier | None) -> list[tuple[str, float | None]]:
+        if head_choice.startswith("custom") and custom_head is not None:
+            use = custom_head
+        elif head_choice.startswith("custom"):
             raise ValueError("No custom head yet: upload a CSV and press Train first, or "
                              "choose the default head.")
         else:
             use = _default()
-        return explain_line(use, t, int(n or 1))
+        return explain_line(use, text, int(line or 1))
 
     @ui_errors(long=True)  # trains / embeds a whole upload
-    def _train(path: str | None, k: str, request: gr.Request) -> tuple[Any, Any, Any, str, Any]:
+    def _train(csv_file: str | None, head_kind: str, request: gr.Request
+               ) -> tuple[Any, str, Any, Any, str]:
         out = ctx.session_dir(getattr(request, "session_hash", None), "sentiment-")
-        head, rep, fig, zip_path = train_from_csv(ctx.encoder, path, k, out_dir=out)
-        return head, rep, fig, zip_path, gr.update(value="custom (trained below)")
+        head, rep, fig, zip_path = train_from_csv(ctx.encoder, csv_file, head_kind, out_dir=out)
+        return head, headline(rep), rep, fig, zip_path
 
-    go.click(_classify, inputs=[text, which, custom], outputs=[table, plot], api_name="sentiment")
-    explain_btn.click(_explain, inputs=[text, line_no, which, custom], outputs=explanation,
-                      api_name="sentiment_explain")
-    train.click(_train, inputs=[upload, kind], outputs=[custom, report, confusion, download, which],
-                api_name="sentiment_train")
+    reveal(go.click(_classify, inputs=[text, which, custom], outputs=[table, probs],
+                    api_name="sentiment", show_progress_on=go), table, probs)
+    reveal(explain_btn.click(_explain, inputs=[text, line_no, which, custom],
+                             outputs=explanation, api_name="sentiment_explain",
+                             show_progress_on=explain_btn), explanation)
+    # the Head radio is never an output of the training step: an error there leaves it as is
+    trained = train.click(_train, inputs=[upload, kind],
+                          outputs=[custom, summary, report, confusion, download],
+                          api_name="sentiment_train", show_progress_on=train)
+    reveal(trained, confusion, download)
+    trained.success(lambda: CUSTOM_HEAD, outputs=which, api_visibility="private", queue=False)

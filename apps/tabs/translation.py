@@ -15,7 +15,7 @@ import gradio as gr
 import numpy as np
 
 from embedsuite.app.tabs.encoder import split_lines
-from embedsuite.app.ui import AppContext, register_tab, ui_errors
+from embedsuite.app.ui import AppContext, register_tab, reveal, ui_errors
 from embedsuite.encoders.base import Encoder
 from embedsuite.explain import plot_token_map, token_similarity
 from embedsuite.heads.translation import (
@@ -26,12 +26,15 @@ from embedsuite.heads.translation import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["demo_mining_inputs", "demo_search_inputs", "demo_sets", "mine_texts",
-           "search_candidates"]
+__all__ = ["demo_mining_inputs", "demo_search_inputs", "demo_sets", "language_choices",
+           "mine_texts", "parse_threshold", "search_candidates", "search_table"]
 
 ALL = "all languages"
 SEARCH_HEADERS = ["query", "rank", "candidate", "score", "cosine", "margin", "line"]
 MINE_HEADERS = ["source", "target", "score", "cosine", "source line", "target line"]
+#: The tab's table: the query once per group of hits, cosine and margin (the score is one
+#: of them, by the scoring chosen).
+TABLE_HEADERS = ["query", "rank", "candidate", "cosine", "margin", "line"]
 
 
 @lru_cache(maxsize=1)
@@ -101,6 +104,43 @@ def search_candidates(encoder: Encoder, query: str, candidates: str, top_k: int 
     return [[q, rank, h["text"], h["score"], h["cosine"], h["margin"], h["index"] + 1]
             for q, hits in zip(queries, results, strict=True)
             for rank, h in enumerate(hits, 1)]
+
+
+def search_table(rows: list[list[Any]]) -> list[list[Any]]:
+    """Rows of :data:`SEARCH_HEADERS` as the tab shows them (:data:`TABLE_HEADERS`): the
+    query only on its first hit, no ``score`` column (it repeats cosine or margin)."""
+    out = []
+    for i, (q, rank, cand, _score, cos, margin, line) in enumerate(rows):
+        first = i == 0 or rows[i - 1][0] != q or rank == 1
+        out.append([q if first else "", rank, cand, round(cos, 3), round(margin, 3), line])
+    return out
+
+
+def parse_threshold(value: str | float | None) -> float | None:
+    """The mining threshold box: empty (or ``None``) means automatic, else a number.
+
+    Raises:
+        ValueError: Not a number.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        number = float(str(value).strip().replace(",", "."))
+    except ValueError:
+        raise ValueError(f"The threshold {value!r} is not a number; type e.g. 1.05 for "
+                         f"margin or 0.85 for cosine, or leave the box empty (automatic)."
+                         ) from None
+    if math.isnan(number):
+        return None
+    return number
+
+
+def language_choices(name: str, with_all: bool = False) -> list[tuple[str, str]]:
+    """``(language name, code)`` pairs of a demo set, for a dropdown that shows names."""
+    demo = _demo(name)
+    names: dict[str, str] = demo.get("language_names", {})
+    out = [(names.get(code, code), code) for code in demo["sentences"]]
+    return [*out, (ALL, ALL)] if with_all else out
 
 
 def explain_best_match(encoder: Encoder, query: str, candidates: str,
@@ -173,8 +213,7 @@ def build(ctx: AppContext) -> None:
     """Search mode (a sentence among candidates) and mining mode (two unaligned lists)."""
     sets = demo_sets()
     set_names = sorted(sets)
-    first = sets[set_names[0]]
-    langs = list(first["sentences"])
+    langs = language_choices(set_names[0])
     q0, c0 = demo_search_inputs(set_names[0], "deu", "eng", 0)
     s0, t0 = demo_mining_inputs(set_names[0], "fra", "jpn", 0)
     gr.Markdown(
@@ -189,7 +228,8 @@ def build(ctx: AppContext) -> None:
     with gr.Tab("Search"):
         with gr.Row():
             q_lang = gr.Dropdown(langs, value="deu", label="Query language (demo)")
-            c_lang = gr.Dropdown([*langs, ALL], value="eng", label="Candidate language (demo)")
+            c_lang = gr.Dropdown(language_choices(set_names[0], with_all=True), value="eng",
+                                 label="Candidate language (demo)")
             line = gr.Number(value=1, precision=0, minimum=1, label="Demo line")
             load = gr.Button("Load demo")
         query = gr.Textbox(label="Sentence(s) whose translation you look for (one per line; "
@@ -198,10 +238,11 @@ def build(ctx: AppContext) -> None:
         cands = gr.Textbox(label="Candidates (one per line, any language)", value=c0, lines=8)
         top_k = gr.Slider(1, 20, value=5, step=1, label="Top k")
         go = gr.Button("Find translation", variant="primary")
-        hits = gr.Dataframe(headers=SEARCH_HEADERS, label="Ranked candidates", interactive=False,
-                            elem_id="translation-results")
+        hits = gr.Dataframe(headers=TABLE_HEADERS, label="Ranked candidates", interactive=False,
+                            elem_id="translation-results", visible=False, wrap=True)
         explain_btn = gr.Button("Explain the best match (token-to-token similarity)")
-        token_map = gr.Plot(label="Token similarity: first query line vs its best match")
+        token_map = gr.Plot(label="Token similarity: first query line vs its best match",
+                            visible=False)
     with gr.Tab("Mining"):
         with gr.Row():
             s_lang = gr.Dropdown(langs, value="fra", label="Source language (demo)")
@@ -210,49 +251,62 @@ def build(ctx: AppContext) -> None:
         with gr.Row():
             src = gr.Textbox(label="Source sentences (one per line)", value=s0, lines=10)
             tgt = gr.Textbox(label="Target sentences (one per line)", value=t0, lines=10)
-        threshold = gr.Number(value=None, label=(
-            f"Threshold (empty: automatic, margin {DEFAULT_MINE_THRESHOLD} for centred sides of "
-            f"16+ lines, else {DEFAULT_MINE_THRESHOLD_RAW})"))
-        keep_all = gr.Checkbox(value=False, label="Keep all pairs (no threshold)")
+        with gr.Accordion("Threshold", open=False):
+            # a text box, not gr.Number: a Number shows an empty value as 0, which looks
+            # like (and was sent as) a threshold of 0
+            threshold = gr.Textbox(value="", placeholder="automatic", label="Threshold",
+                                   max_lines=1,
+                                   info=(f"empty: automatic (margin {DEFAULT_MINE_THRESHOLD} for "
+                                         f"centred sides of 16+ lines, else "
+                                         f"{DEFAULT_MINE_THRESHOLD_RAW})"),
+                                   elem_id="translation-threshold")
+            keep_all = gr.Checkbox(value=False, label="Keep all pairs (no threshold)")
         mine_btn = gr.Button("Mine pairs", variant="primary")
-        plot = gr.Plot(label="Similarity heat map")
-        pairs = gr.Dataframe(headers=MINE_HEADERS, label="Aligned pairs", interactive=False)
+        pairs = gr.Dataframe(headers=MINE_HEADERS, label="Aligned pairs", interactive=False,
+                             visible=False, wrap=True)
+        plot = gr.Plot(label="Similarity heat map", visible=False)
 
     @ui_errors
-    def _load(name: str, ql: str, cl: str, ln: float | None) -> tuple[str, str]:
-        return demo_search_inputs(name, ql, cl, max(int(ln or 1), 1) - 1)
+    def _load(demo_set: str, query_language: str, candidate_language: str,
+              demo_line: float | None) -> tuple[str, str]:
+        return demo_search_inputs(demo_set, query_language, candidate_language,
+                                  max(int(demo_line or 1), 1) - 1)
 
     @ui_errors
-    def _load_m(name: str, sl: str, tl: str) -> tuple[str, str]:
-        return demo_mining_inputs(name, sl, tl)
+    def _load_m(demo_set: str, source_language: str, target_language: str
+                ) -> tuple[str, str]:
+        return demo_mining_inputs(demo_set, source_language, target_language)
 
     @ui_errors
-    def _search(q: str, c: str, k: float, sc: str) -> dict[str, Any]:
-        rows = search_candidates(ctx.encoder, q, c, int(k), sc)
-        return {"headers": SEARCH_HEADERS, "data": rows}
+    def _search(query: str, candidates: str, top_k: float, scoring: str) -> dict[str, Any]:
+        rows = search_candidates(ctx.encoder, query, candidates, int(top_k), scoring)
+        return {"headers": TABLE_HEADERS, "data": search_table(rows)}
 
     @ui_errors
-    def _explain(q: str, c: str, sc: str) -> Any:
-        return explain_best_match(ctx.encoder, q, c, sc)
+    def _explain(query: str, candidates: str, scoring: str) -> Any:
+        return explain_best_match(ctx.encoder, query, candidates, scoring)
 
     @ui_errors
-    def _mine(s: str, t: str, th: float | None, every: bool, sc: str
-              ) -> tuple[Any, dict[str, Any]]:
-        if every:
-            th = -math.inf
-        elif sc == "cosine" and th is not None and th > 1.0:
-            raise ValueError(f"a cosine never exceeds 1, so threshold {th} rejects every pair; "
-                             f"use e.g. 0.85 with cosine scoring or clear the box")
-        fig, rows = mine_texts(ctx.encoder, s, t, th, sc)
+    def _mine(source: str, target: str, threshold: str | float | None, keep_all: bool,
+              scoring: str) -> tuple[Any, Any]:
+        limit = parse_threshold(threshold)
+        if keep_all:
+            limit = -math.inf
+        elif scoring == "cosine" and limit is not None and limit > 1.0:
+            raise ValueError(f"a cosine never exceeds 1, so threshold {limit:g} rejects "
+                             f"every pair; use e.g. 0.85 with cosine scoring or clear the box")
+        fig, rows = mine_texts(ctx.encoder, source, target, limit, scoring)
         return fig, {"headers": MINE_HEADERS, "data": rows}
 
     load.click(_load, inputs=[demo_set, q_lang, c_lang, line], outputs=[query, cands],
-               api_name="translation_demo")
+               api_name="translation_demo", show_progress="hidden")
     load_m.click(_load_m, inputs=[demo_set, s_lang, t_lang], outputs=[src, tgt],
-                 api_name="translation_demo_mining")
-    go.click(_search, inputs=[query, cands, top_k, scoring], outputs=hits,
-             api_name="translation_search")
-    explain_btn.click(_explain, inputs=[query, cands, scoring], outputs=token_map,
-                      api_name="translation_explain")
-    mine_btn.click(_mine, inputs=[src, tgt, threshold, keep_all, scoring], outputs=[plot, pairs],
-                   api_name="translation_mine")
+                 api_name="translation_demo_mining", show_progress="hidden")
+    reveal(go.click(_search, inputs=[query, cands, top_k, scoring], outputs=hits,
+                    api_name="translation_search", show_progress_on=go), hits)
+    reveal(explain_btn.click(_explain, inputs=[query, cands, scoring], outputs=token_map,
+                             api_name="translation_explain", show_progress_on=explain_btn),
+           token_map)
+    reveal(mine_btn.click(_mine, inputs=[src, tgt, threshold, keep_all, scoring],
+                          outputs=[plot, pairs], api_name="translation_mine",
+                          show_progress_on=mine_btn), plot, pairs)

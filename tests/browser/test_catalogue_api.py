@@ -85,12 +85,14 @@ def _qa(doc: str) -> Callable[[Any], None]:
 
 
 def _trained(out: Any) -> None:
-    report, _fig, _zip, _which = out  # the head itself is session state, not API output
+    summary, report, _fig, _zip = out  # the head itself is session state, not API output
+    assert "Held-out accuracy" in summary
     assert set(report["classes"]) == {"pos", "neg"}
 
 
 def _loaded(out: Any) -> None:
-    assert "2" in str(out[1])  # the status names the catalogue and its size
+    status, _map = out  # the pickers change in a step of their own, after success
+    assert "2 items" in str(status)  # the status names the catalogue and its size
 
 
 def _ok(ok: Callable[..., Any], text: str) -> Callable[[Any], None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -31,5 +32,9 @@ def test_empty_input_shows_message_and_app_keeps_serving(page: Any) -> None:
     page.get_by_role("button", name="Compare").click()
     page.get_by_text("No texts given").first.wait_for()
     assert "Traceback" not in page.content()
+    page.get_by_text("Encoder and cache facts", exact=True).click()  # the accordion
     page.get_by_role("button", name="Show encoder and cache info").click()
-    page.get_by_text("e5-small").first.wait_for()
+    info = page.locator("#encoder-info")
+    info.get_by_text("e5-small").first.wait_for()
+    shown = info.inner_text()
+    assert os.path.expanduser("~") not in shown and ".sqlite" not in shown  # no server paths

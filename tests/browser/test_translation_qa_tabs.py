@@ -27,7 +27,7 @@ def test_german_translation_ranks_first(page: Any) -> None:
 
 def test_qa_answer_span_is_right(page: Any) -> None:
     open_tab(page, "Question answering")
-    page.get_by_label("Text (paste, or upload a .txt below)").fill(
+    page.get_by_label("Text (paste, or upload a .txt)").fill(
         "The Eiffel Tower was completed in 1889 for the World's Fair in Paris. "
         "It is 330 metres tall and was the tallest structure in the world until 1930.")
     page.get_by_label("Question").fill("In which year was the Eiffel Tower completed?")
