@@ -75,7 +75,7 @@ def default_serving_encoder() -> str:
 
     ``e5-small-int8`` (OpenVINO) encodes 3.1-3.5x faster than ``e5-small`` on this
     project's CPU (``benchmarks/encode.py``) and the shipped heads read it at a measured
-    cost of +0.38 points SST-2 (sentiment) and -0.15 points XQuAD-en F1 (QA)
+    cost of -0.77 points SST-2 (sentiment) and -0.15 points XQuAD-en F1 (QA)
     (``benchmarks/int8_quality.py --only-shipped``), so it serves by default where its
     runtime (the ``fast`` extra) is installed; otherwise ``e5-small``.
     """

@@ -22,6 +22,7 @@ import numpy as np
 __all__ = [
     "dcg",
     "exact_match_score",
+    "expected_calibration_error",
     "f1_score",
     "hit_rate_at_k",
     "metric_max_over_ground_truths",
@@ -166,6 +167,36 @@ def mining_scores(pairs: Sequence[tuple[int, int, float, float]], gold: Mapping[
     r = correct / len(gold) if gold else 0.0
     f = 2 * p * r / (p + r) if p + r > 0 else 0.0
     return {"precision": p, "recall": r, "f1": f, "mined": float(len(kept))}
+
+
+# -- calibration ------------------------------------------------------------------------------
+def expected_calibration_error(proba: np.ndarray, y: Sequence[int] | np.ndarray,
+                               n_bins: int = 15) -> float:
+    """Expected calibration error of the top class (Guo et al. 2017): the gap between
+    confidence and accuracy, averaged over ``n_bins`` equal-width confidence bins weighted
+    by their share of the rows.
+
+    Args:
+        proba: ``(n, n_classes)`` probabilities.
+        y: ``(n,)`` true class indices.
+        n_bins: Confidence bins over ``[0, 1]``.
+
+    Raises:
+        ValueError: Shapes that do not match, or no rows.
+    """
+    p = np.asarray(proba, float)
+    t = np.asarray(y)
+    if p.ndim != 2 or len(p) != len(t) or not len(p):
+        raise ValueError(f"expected (n, n_classes) probabilities and n labels with n >= 1, got "
+                         f"probabilities of shape {p.shape} and {len(t)} labels")
+    conf = p.max(1)
+    correct = (p.argmax(1) == t).astype(float)
+    bins = np.minimum((conf * n_bins).astype(int), n_bins - 1)
+    ece = 0.0
+    for b in np.unique(bins):
+        m = bins == b
+        ece += m.mean() * abs(correct[m].mean() - conf[m].mean())
+    return float(ece)
 
 
 # -- paired comparison ------------------------------------------------------------------------

@@ -84,15 +84,22 @@ class FakeEncoder(BaseEncoder):
         """(token, start, end) triples."""
         return [(m.group(), m.start(), m.end()) for m in _TOKEN.finditer(text)]
 
+    def _sentence(self, text: str, role: Role) -> np.ndarray:
+        toks = self.tokenize(text)[: self.max_seq_length]
+        if toks:
+            return np.mean([self._vec(tok, role) for tok, _, _ in toks], axis=0)
+        return self._vec("<empty>", role)
+
+    @staticmethod
+    def _unit(v: np.ndarray) -> np.ndarray:
+        """``v`` scaled to length 1, as ``encode`` returns it."""
+        return (v / max(float(np.linalg.norm(v)), 1e-12)).astype(np.float32)
+
     def _encode_batch(self, texts: list[str], role: Role) -> np.ndarray:
         self.calls += len(texts)
         out = np.zeros((len(texts), self.dim), np.float32)
         for i, t in enumerate(texts):
-            toks = self.tokenize(t)[: self.max_seq_length]
-            if toks:
-                out[i] = np.mean([self._vec(tok, role) for tok, _, _ in toks], axis=0)
-            else:
-                out[i] = self._vec("<empty>", role)
+            out[i] = self._sentence(t, role)
         return out
 
     def encode_tokens(self, texts: str | Sequence[str], role: Role = "passage", *,
@@ -118,5 +125,7 @@ class FakeEncoder(BaseEncoder):
             out.append(TokenEmbeddings(
                 text=t, vectors=vecs,
                 offsets=np.array([(s, e) for _, s, e in toks], np.int64).reshape(-1, 2),
-                tokens=[tok for tok, _, _ in toks], pair_vectors=pv, truncated=truncated))
+                tokens=[tok for tok, _, _ in toks], pair_vectors=pv, truncated=truncated,
+                # like the real encoders: the pass's own sentence vector (none for pairs)
+                sentence=None if pair is not None else self._unit(self._sentence(t, role))))
         return out[0] if single else out

@@ -308,3 +308,22 @@ def test_markdown_shows_a_per_encoder_baseline_as_a_range(tmp_path: Path) -> Non
     assert "| baseline:uses-encoder | 0.200-0.300 |" in md
     assert "| enc-a | **0.900** |" in md and "| enc-b | 0.800 |" in md
     assert "A range (lo-hi): a baseline that uses the shared encoder" in md
+
+
+def test_cli_train_sentiment_calibrates(tmp_path: Path, registered: None, capsys) -> None:  # type: ignore[no-untyped-def]
+    from embedsuite.app.cli import main
+    from embedsuite.heads import SentimentClassifier
+
+    rows = ["text,label", *(f"good great film {i},positive" for i in range(6)),
+            *(f"bad awful film {i},negative" for i in range(6))]
+    (tmp_path / "train.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "dev.csv").write_text("text,label\ngreat,positive\nawful,negative\n"
+                                      "good dull,negative\nbad lovely,positive\n")
+    out = tmp_path / "head"
+    assert main(["train-sentiment", str(tmp_path / "train.csv"), str(out), "--encoder",
+                 "fake-a", "--quiet", "--calibrate", str(tmp_path / "dev.csv")]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["calibration_temperature"] != 1.0
+    head = SentimentClassifier.load(out)
+    assert head.calibration_temperature_ == pytest.approx(info["calibration_temperature"],
+                                                          abs=1e-4)

@@ -309,3 +309,74 @@ def test_attention_predict_writes_no_token_features_and_remembers(
         assert len(head._memo()) == 2
     finally:
         mod.PREDICT_MEMO = old
+
+
+@pytest.mark.parametrize("kind", ["linear", "attention"])
+def test_calibrate_softens_an_overconfident_head_and_keeps_labels(
+        fake_encoder: FakeEncoder, tmp_path: Path, kind: str) -> None:
+    from embedsuite.metrics import expected_calibration_error
+
+    head = _head(fake_encoder, tmp_path, kind, few_shot_max=0, C=1000.0).fit(TEXTS, LABELS)
+    held = ["good film", "bad film", "great boring", "dull lovely", "awful", "lovely"]
+    held_y = ["positive", "negative", "positive", "negative", "negative", "positive"]
+    before = head.predict_proba(held)
+    assert head.calibration_temperature_ == 1.0
+    assert head.calibrate(held, held_y) is head
+    after = head.predict_proba(held)
+    # the same labels, probabilities that still sum to one
+    np.testing.assert_array_equal(before.argmax(1), after.argmax(1))
+    np.testing.assert_allclose(after.sum(1), 1.0, atol=1e-5)
+    y = np.array([head.classes_.index(v) for v in held_y])
+
+    def nll(p: np.ndarray) -> float:
+        return float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1)).mean())
+
+    assert nll(after) <= nll(before) + 1e-6
+    assert expected_calibration_error(after, y) >= 0.0
+    # saved and loaded with the head
+    head.save(tmp_path / "cal")
+    back = SentimentClassifier.load(tmp_path / "cal", fake_encoder)
+    assert back.calibration_temperature_ == pytest.approx(head.calibration_temperature_)
+    np.testing.assert_allclose(back.predict_proba(held), after, atol=1e-5)
+
+
+def test_calibrate_validation(fake_encoder: FakeEncoder, tmp_path: Path) -> None:
+    with pytest.raises(NotFittedError):
+        _head(fake_encoder, tmp_path).calibrate(["good"], ["positive"])
+    head = _head(fake_encoder, tmp_path).fit(TEXTS, LABELS)
+    with pytest.raises(ValueError, match="held-out"):
+        head.calibrate([], [])
+    with pytest.raises(ValueError, match="not trained on"):
+        head.calibrate(["good"], ["neutral"])
+
+
+def test_expected_calibration_error() -> None:
+    from embedsuite.metrics import expected_calibration_error
+
+    # always 90 % sure and right 9 times in 10: calibrated
+    p = np.array([[0.1, 0.9]] * 10)
+    y = np.array([1] * 9 + [0])
+    assert expected_calibration_error(p, y) == pytest.approx(0.0, abs=1e-9)
+    # always 90 % sure and right half the time: 0.4 off
+    y2 = np.array([1] * 5 + [0] * 5)
+    assert expected_calibration_error(p, y2) == pytest.approx(0.4)
+    with pytest.raises(ValueError, match="expected"):
+        expected_calibration_error(p, y[:3])
+
+
+def test_attention_fit_reads_each_text_once(fake_encoder: FakeEncoder, tmp_path: Path) -> None:
+    """The token pass of an attention fit fills the sentence cache too, so the sentence
+    vectors need no second pass."""
+    calls, token_calls = fake_encoder.calls, fake_encoder.token_calls
+    _head(fake_encoder, tmp_path, "attention").fit(TEXTS, LABELS)
+    assert fake_encoder.token_calls == token_calls + len(set(TEXTS))
+    assert fake_encoder.calls == calls  # no sentence pass
+
+
+def test_fake_token_pass_sentence_equals_encode(fake_encoder: FakeEncoder) -> None:
+    """The fake encoder keeps the real ones' contract: the token pass's sentence vector is
+    encode()'s."""
+    emb = fake_encoder.encode_tokens(["a good film"], role="query")[0]
+    assert emb.sentence is not None
+    np.testing.assert_allclose(emb.sentence, fake_encoder.encode("a good film", role="query"),
+                               atol=1e-6)

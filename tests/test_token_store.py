@@ -52,11 +52,11 @@ def test_any_layer_order_is_served_from_a_superset(tmp_path: Path, fake_encoder:
 
 def test_roles_and_precision_are_separate_keys(tmp_path: Path, fake_encoder: FakeEncoder
                                                ) -> None:
-    store = TokenFeatureStore(tmp_path)
+    store = TokenFeatureStore(tmp_path / "store")
     store.features(fake_encoder, TEXTS[:2], [1], "query")
     assert store.lookup(fake_encoder, TEXTS[:2], [1], "passage") == [None, None]
     assert store.lookup(fake_encoder, TEXTS[:2], [1], "query", bf16=True) == [None, None]
-    (enc_dir,) = tmp_path.iterdir()  # the fingerprint, made filename-safe
+    (enc_dir,) = (tmp_path / "store").iterdir()  # the fingerprint, made filename-safe
     names = sorted(p.name for p in enc_dir.iterdir())
     assert names == ["query-L1-fp32"]
 

@@ -22,9 +22,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     head = SentimentClassifier(enc, kind=args.kind, epochs=args.epochs, random_state=args.seed,
                                show_progress=not args.quiet)
     head.fit(texts, labels)
+    if args.calibrate:
+        cx, cy = read_labelled(Path(args.calibrate), None, args.seed)
+        head.calibrate(cx, cy)
     head.save(args.out)
     info: dict[str, Any] = {"saved": args.out, "kind": head.head_kind, "n_train": len(texts),
-                            "classes": head.classes_}
+                            "classes": head.classes_,
+                            "calibration_temperature": round(head.calibration_temperature_, 4)}
     if args.test:
         tx, ty = read_labelled(Path(args.test), None, args.seed)
         info["test_accuracy"] = round(head.score(tx, ty), 4)
@@ -62,6 +66,9 @@ def register(sub: Any) -> None:
     s.add_argument("--epochs", type=int, default=8, help="epochs (attention kind)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--test", default=None, help="labelled file to report accuracy on")
+    s.add_argument("--calibrate", default=None, metavar="FILE",
+                   help="held-out labelled file (not the test file) to calibrate the "
+                        "probabilities on (temperature scaling)")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
     s.set_defaults(func=cmd_train)
 

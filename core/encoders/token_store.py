@@ -212,6 +212,11 @@ class TokenFeatureStore:
                             chunk, role=role, layers=stored, batch_size=batch_size,
                             show_progress=False))
                     self._write(folder, cid, chunk, embs, encoder.dim * len(stored))
+                    if not bf16 and hasattr(encoder, "remember_vectors"):
+                        # the pass gave the sentence vectors too: a later encode() of the
+                        # same texts (a head's fit) finds them in the sentence cache
+                        encoder.remember_vectors({t: e.sentence for t, e in zip(
+                            chunk, embs, strict=True) if e.sentence is not None}, role)
                     cid += 1
                     bar.update(len(chunk))
 

@@ -122,6 +122,7 @@ class SentimentClassifier(BaseHead):
     tokens_net_: Any
     blend_: float
     temperature_: float
+    calibration_temperature_: float
     prior_gate_: float
     n_train_: int
     val_accuracy_: float
@@ -233,14 +234,56 @@ class SentimentClassifier(BaseHead):
             )
         y = np.array([classes.index(v) for v in ys], np.int64)
         self.classes_ = classes
+        # the attention kind's token pass comes first: it also fills the sentence cache,
+        # so the sentence vectors below cost no second pass
+        feats = self._token_features(items) if kind == "attention" else None
         sent = self._resolve_encoder().encode(items, role="query",
                                               show_progress=self.show_progress)
-        if kind == "linear":
+        if feats is None:
             self._fit_linear(sent, y)
         else:
-            self._fit_attention(items, sent, y)
+            self._fit_attention(feats, sent, y)
         self.n_train_ = len(items)
+        self.calibration_temperature_ = 1.0
         self._proba_memo = None
+        return self
+
+    def calibrate(self, texts: Sequence[str], labels: Sequence[str] | Sequence[int]
+                  ) -> SentimentClassifier:
+        """Temperature scaling (Guo et al. 2017) on held-out labelled texts: one scalar ``T``
+        that divides the log-probabilities, chosen to minimise the held-out negative
+        log-likelihood. The predicted labels do not change, only how sure the head says it
+        is. Use texts the head was not trained on (for SST-2: the dev split).
+
+        Raises:
+            NotFittedError: Before ``fit``/``load``.
+            ValueError: No texts, or labels the head does not know.
+        """
+        from scipy.optimize import minimize_scalar
+
+        from embedsuite.validation import as_text_list
+
+        self._check()
+        items, _ = as_text_list(texts)
+        if not items:
+            raise ValueError("calibrate needs held-out labelled texts, got none")
+        ys = _as_labels(labels, len(items))
+        unknown = sorted(set(ys) - set(self.classes_))
+        if unknown:
+            raise ValueError(f"labels hold {unknown[:5]!r}, which the head was not trained on "
+                             f"(its classes: {self.classes_!r})")
+        y = np.array([self.classes_.index(v) for v in ys])
+        logp = np.log(np.clip(self._raw_proba(items).astype(np.float64), 1e-12, 1.0))
+
+        def nll(log_t: float) -> float:
+            z = logp / np.exp(log_t)
+            z = z - z.max(1, keepdims=True)
+            return float(-(z[np.arange(len(y)), y] - np.log(np.exp(z).sum(1))).mean())
+
+        res = minimize_scalar(nll, bounds=(-3.0, 3.0), method="bounded")
+        self.calibration_temperature_ = float(np.exp(res.x))
+        logger.info("calibrated on %d texts: temperature %.3f (held-out NLL %.4f -> %.4f)",
+                    len(items), self.calibration_temperature_, nll(0.0), float(res.fun))
         return self
 
     def _label_prior(self, classes: list[str]) -> np.ndarray:
@@ -299,8 +342,8 @@ class SentimentClassifier(BaseHead):
         self.temperature_ = float(np.log(9.0) / max(margin, 1e-4))
         self.prior_gate_ = gate
 
-    def _fit_attention(self, texts: list[str], sent: np.ndarray, y: np.ndarray) -> None:
-        feats = self._token_features(texts)
+    def _fit_attention(self, feats: list[np.ndarray], sent: np.ndarray, y: np.ndarray
+                       ) -> None:
         width = feats[0].shape[1] if feats else self.active_encoder.dim * len(self.layer_ids())
         net, val_acc = train_attention_net(
             feats, sent, y, len(self.classes_), width=width, hidden=self.hidden,
@@ -321,7 +364,17 @@ class SentimentClassifier(BaseHead):
         self._check_fitted()
 
     def _forward(self, items: list[str]) -> np.ndarray:
-        """Class probabilities ``(n, n_classes)``: the only step that calls the encoder."""
+        """Calibrated class probabilities ``(n, n_classes)``: the only step that calls the
+        encoder (through :meth:`_raw_proba`)."""
+        p = self._raw_proba(items)
+        t = float(getattr(self, "calibration_temperature_", 1.0))
+        if t == 1.0 or not len(p):
+            return p
+        z = np.log(np.clip(p.astype(np.float64), 1e-12, 1.0)) / t
+        return _softmax(z).astype(np.float32)
+
+    def _raw_proba(self, items: list[str]) -> np.ndarray:
+        """Class probabilities before calibration (recent texts' from an in-memory LRU)."""
         if getattr(self, "tokens_net_", None) is None:
             sent = self.active_encoder.encode(items, role="query",
                                               show_progress=self.show_progress)
@@ -442,6 +495,7 @@ class SentimentClassifier(BaseHead):
             "n_train": int(getattr(self, "n_train_", 0)),
             "blend": float(self.blend_),
             "temperature": float(getattr(self, "temperature_", 1.0)),
+            "calibration_temperature": float(getattr(self, "calibration_temperature_", 1.0)),
             "label_prior_gate": float(getattr(self, "prior_gate_", 0.0)),
         }
         tensors: dict[str, np.ndarray] = {}
@@ -468,6 +522,7 @@ class SentimentClassifier(BaseHead):
         self.n_train_ = int(config.get("n_train", 0))
         self.blend_ = float(config.get("blend", 0.0))
         self.temperature_ = float(config.get("temperature", 1.0))
+        self.calibration_temperature_ = float(config.get("calibration_temperature", 1.0))
         self.prior_gate_ = float(config.get("label_prior_gate", 0.0))
         self.centroids_ = tensors.get("centroids")
         if self._check_kind() == "attention":
