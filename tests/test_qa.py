@@ -230,3 +230,13 @@ def test_cli_registers_commands() -> None:
     assert args.epochs >= 1 and args.work_dir is None
     args = build_parser().parse_args(["answer", "Who?", "doc.txt", "--top-k", "2"])
     assert args.top_k == 2
+
+
+def test_trimmed_span_ignores_spaces_and_punctuation_at_the_ends() -> None:
+    from embedsuite.heads.qa.head import _trimmed
+
+    text = "The keeper, Margaret Olsen, left."
+    s = text.index("Margaret")
+    assert _trimmed(text, s - 2, s + 14) == (s, s + 14)  # ", Margaret Olsen"
+    assert _trimmed(text, s, s + 15) == (s, s + 14)      # "Margaret Olsen,"
+    assert _trimmed(text, 10, 11) == (10, 11)            # only punctuation: kept as is

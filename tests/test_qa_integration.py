@@ -81,6 +81,26 @@ def test_no_answer_threshold_gives_empty_answer(qa: ExtractiveQA) -> None:
 
 
 @pytest.mark.data
+def test_default_threshold_empties_real_unanswerable_pairs(qa: ExtractiveQA, data_dir: Path
+                                                          ) -> None:
+    """The shipped threshold (chosen by demos/qa_threshold.py) against real pairs of the
+    held-out SQuADShifts new_wiki set: questions with their own paragraph must be
+    answered, the same questions with a paragraph of another article must come back
+    empty. A threshold of 0 (always answer) or 1 (never) fails this."""
+    from embedsuite.data.squad import load_squad
+
+    assert 0.0 < qa.no_answer_threshold < 1.0
+    rows = load_squad(data_dir / "qa-train/squadshifts/new_wiki_v1.0.json")
+    picked = rows[:: len(rows) // 12][:12]
+    far = [next(o for o in rows[::-1] if o.title != r.title) for r in picked]
+    qs = [r.question for r in picked]
+    own = qa.answer(qs, [r.context for r in picked])
+    other = qa.answer(qs, [o.context for o in far])
+    assert sum(r["answer"] != "" for r in own) >= 10, [r["score"] for r in own]
+    assert sum(r["answer"] == "" for r in other) >= 10, [r["score"] for r in other]
+
+
+@pytest.mark.data
 def test_xquad_task_smoke(e5: Any, data_dir: Path, tmp_path: Path) -> None:
     from embedsuite.evaluation.harness import TaskContext, get_tasks
 
@@ -117,3 +137,10 @@ def test_xquad_task_trains_a_head_per_encoder_on_the_budget(e5: Any, data_dir: P
     assert {(r["dataset"], r["metric"]) for r in recs} == {("xquad.en", "f1"),
                                                           ("xquad.en", "exact_match")}
     assert all(0.0 <= r["value"] <= 1.0 and r["n"] == 8 for r in recs)
+
+
+def test_alternatives_are_distinct_answers(qa: ExtractiveQA) -> None:
+    """top_k gives different answers, not one answer with a comma or space more."""
+    res = qa.answer("Who was the last keeper?", EN, top_k=5, no_answer_threshold=0.0)
+    keys = [r["answer"].strip(" ,.;:") for r in res]
+    assert len(keys) == len(set(keys)), keys

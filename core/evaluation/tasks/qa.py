@@ -167,7 +167,9 @@ class QATask:
                 by_ctx.setdefault(c, []).append(i)
             with progress(len(qs), f"qa xquad.{lang}", ctx.show_progress, threshold=0) as bar:
                 for c, idx in by_ctx.items():  # one encoding per paragraph
-                    res = head.answer([qs[i] for i in idx], c)
+                    # SQuAD v1.1 scoring: every question has an answer, so the head always
+                    # answers (its no-answer threshold is for users' unanswerable questions)
+                    res = head.answer([qs[i] for i in idx], c, no_answer_threshold=0.0)
                     for i, r in zip(idx, res, strict=True):
                         preds[i] = r["answer"]
                     bar.update(len(idx))

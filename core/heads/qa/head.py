@@ -54,6 +54,17 @@ DEFAULT_HEAD_DIR = ASSETS_DIR / "qa-default"
 RESULT_KEYS = ("answer", "start", "end", "score", "window", "window_start", "window_end")
 
 
+def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:
+    """``(start, end)`` without spaces and punctuation at either end (the span itself when
+    nothing else is left)."""
+    s, e = start, end
+    while s < e and not text[s].isalnum():
+        s += 1
+    while e > s and not text[e - 1].isalnum():
+        e -= 1
+    return (s, e) if s < e else (start, end)
+
+
 def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(min(x, 50.0), -50.0)))
 
@@ -374,9 +385,12 @@ class ExtractiveQA(BaseHead):
         seen: set[tuple[int, int]] = set()
         out = []
         for cnd in cands:
-            if (cnd["start"], cnd["end"]) in seen:
+            # distinct answers: a span that differs from a better one only by spaces or
+            # punctuation at its ends (", Margaret Olsen") is the same answer
+            key = _trimmed(context, cnd["start"], cnd["end"])
+            if key in seen:
                 continue
-            seen.add((cnd["start"], cnd["end"]))
+            seen.add(key)
             out.append(cnd)
             if len(out) == top_k:
                 break
