@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import collections
+import functools
 import re
 import threading
 from collections.abc import Callable, Sequence
@@ -22,9 +23,43 @@ import numpy as np
 from embedsuite.encoders.base import Encoder, Role, TokenEmbeddings
 from embedsuite.validation import check_text
 
-__all__ = ["closest_words", "occlusion", "plot_token_map", "token_similarity", "word_spans"]
+__all__ = ["closest_words", "occlusion", "plot_token_map", "stop_words", "token_similarity",
+           "word_spans"]
 
 _WORD = re.compile(r"\w+(?:['’]\w+)*|[^\w\s]", re.UNICODE)
+
+
+@functools.cache
+def _stop_lists() -> dict[str, frozenset[str]]:
+    """Stop words per language: English from scikit-learn (318 words; stopwords-iso's
+    English list also holds content words such as "world"), the other 57 languages from
+    the ``stopwordsiso`` package (English only where it is missing)."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    lists = {"en": frozenset(ENGLISH_STOP_WORDS)}
+    try:
+        import stopwordsiso
+    except ImportError:  # pragma: no cover - a dependency; kept optional for products
+        return lists
+    for lang in sorted(stopwordsiso.langs()):
+        if lang != "en":
+            lists[lang] = frozenset(w.lower() for w in stopwordsiso.stopwords(lang))
+    return lists
+
+
+def stop_words(words: Sequence[str]) -> frozenset[str]:
+    """The stop words of the language ``words`` are written in: of the lists of
+    :func:`_stop_lists`, the one that holds the most of them (English on a tie, or when
+    none holds any). A stop-word count is how language identifiers began (Grefenstette
+    1995), and it needs no model."""
+    lists = _stop_lists()
+    lowered = [w.lower() for w in words]
+    best, hits = "en", sum(w in lists["en"] for w in lowered)
+    for lang, words_of in lists.items():
+        n = sum(w in words_of for w in lowered)
+        if n > hits:
+            best, hits = lang, n
+    return lists[best]
 
 
 def word_spans(text: str) -> list[tuple[int, int]]:
@@ -170,9 +205,10 @@ def closest_words(encoder: Encoder, text: str, vector: np.ndarray, *, role: Role
     """The words of ``text`` whose token vectors are closest (cosine) to ``vector``.
 
     Sub-word tokens are merged back into the words of :func:`word_spans`; a word's
-    score is the best of its tokens. Repeats, punctuation and words of one or two
-    letters are skipped. A text's token vectors are computed once per encoder and role
-    (an LRU of the last 4,096 texts), so only the comparison runs per call.
+    score is the best of its tokens. Repeats, punctuation, words of one or two letters
+    and the stop words of the text's language (:func:`stop_words`) are skipped. A
+    text's token vectors are computed once per encoder and role (an LRU of the last
+    4,096 texts), so only the comparison runs per call.
     """
     toks, pairs = _word_tokens(encoder, text, role)
     if len(toks) == 0:
@@ -186,13 +222,14 @@ def closest_words(encoder: Encoder, text: str, vector: np.ndarray, *, role: Role
     for t, span in pairs:
         best[span] = max(best.get(span, -1.0), sims[t])
     ranked = sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))
+    stops = stop_words([text[s:e] for s, e in word_spans(text)])
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
     for (s, e), sc in ranked:
         word = text[s:e]
         key = word.lower()
         # skip punctuation, repeats and 1-2 letter function words (CJK characters stay)
-        if key in seen or not any(ch.isalnum() for ch in word) or (
+        if key in seen or key in stops or not any(ch.isalnum() for ch in word) or (
                 len(word) < 3 and not any(_is_cjk(ch) for ch in word)):
             continue
         seen.add(key)

@@ -65,6 +65,10 @@ def test_inside_tab_handlers(fake_encoder: FakeEncoder) -> None:
     labels, texts = parse_labelled("a | one two\nb\tthree\nfour")
     assert labels == ["a", "b", "-"] and texts == ["one two", "three", "four"]
     assert text_map(fake_encoder, "a | x y\nb | y z\nc | z w") is not None
+    from embedsuite.app.tabs.inside import map_points
+
+    pts = map_points(fake_encoder, "a | x y\nb | y z\nc | z w")  # for gr.ScatterPlot
+    assert list(pts.columns) == ["x", "y", "label", "text"] and list(pts["label"]) == list("abc")
     with pytest.raises(ValueError, match="a map needs at least 3"):
         text_map(fake_encoder, "a | x\nb | y")
     with pytest.raises(ValueError, match="has a label but no text"):
@@ -131,3 +135,21 @@ def test_qa_scores_peak_on_the_answer(e5) -> None:  # type: ignore[no-untyped-de
     assert (s, e) == (best["start"], best["end"]) or ctx[s:e] in best["answer"] \
         or best["answer"] in ctx[s:e]
     assert plot_span_scores(head, ctx, q) is not None
+
+
+def test_stop_words_follow_the_text_language() -> None:
+    from embedsuite.explain import stop_words
+
+    en = stop_words(["The", "boy", "and", "his", "dog", "travel", "with", "the", "circus"])
+    assert {"the", "and", "his", "with"} <= en and "circus" not in en and "world" not in en
+    de = stop_words(["Der", "Junge", "und", "sein", "Hund", "reisen", "mit", "dem", "Zirkus"])
+    assert {"der", "und", "mit", "dem"} <= de and "zirkus" not in de
+    assert "的" in stop_words(list("这是一个关于男孩的电影"))
+
+
+def test_closest_words_skip_stop_words(fake_encoder: FakeEncoder) -> None:
+    text = "The story of its hero with the circus and the elephant"
+    vec = fake_encoder.encode("the its with circus elephant", role="passage")
+    words = [w["word"].lower() for w in closest_words(fake_encoder, text, vec, top=10)]
+    assert words and not {"the", "its", "with", "and", "of"} & set(words)
+    assert "circus" in words

@@ -567,3 +567,13 @@ def test_recommendation_task_rejects_bad_cold_options(fake_encoder, tmp_path: Pa
     ctx = TaskContext(data_dir=tmp_path, options={f"recommendation.{key}": value})
     with pytest.raises(ValueError, match=message):
         RecommendationTask().run(fake_encoder, ctx)
+
+
+def test_because_names_only_the_items_that_carried_a_pick() -> None:
+    from embedsuite.heads.recommend.blend import because
+
+    contrib = np.array([[0.9, 0.1, 0.5],    # one strong, one at 56 %: two named
+                        [0.2, 0.8, 0.05],   # one item carries it
+                        [-0.1, 0.0, -0.3]])  # nothing positive: nothing named
+    got = because(contrib, np.array([10, 11, 12]), [f"i{k}" for k in range(13)])
+    assert got == [["i10", "i12"], ["i11"], []]

@@ -35,14 +35,23 @@ def hybrid_contributions(content: np.ndarray, content_all: np.ndarray, cf_rows: 
             + a * cf_rows * cf_w[None, :] / scale(cf_all))
 
 
-def because(contrib: np.ndarray, hist_idx: np.ndarray, item_ids: Sequence[str], top: int = 3
-            ) -> list[list[str]]:
-    """For each pick (row of ``contrib``), the ids of up to ``top`` history items with the
-    largest positive contribution, largest first."""
+#: a history item is named in ``because`` when it gave at least this share of the largest
+#: single contribution to the pick (the largest is always named)
+BECAUSE_MIN_SHARE = 0.5
+
+
+def because(contrib: np.ndarray, hist_idx: np.ndarray, item_ids: Sequence[str], top: int = 3,
+            min_share: float = BECAUSE_MIN_SHARE) -> list[list[str]]:
+    """For each pick (row of ``contrib``), the ids of the one to ``top`` history items that
+    contributed most, largest first: the largest positive contribution, and the next ones
+    only where they reach ``min_share`` of it (so a pick that one liked item explains
+    names that item, not the whole history)."""
     out = []
     for row in contrib:
         order = np.argsort(-row, kind="stable")[:top]
-        out.append([item_ids[int(hist_idx[j])] for j in order if row[j] > 0])
+        best = float(row[order[0]]) if len(order) else 0.0
+        out.append([item_ids[int(hist_idx[j])] for j in order
+                    if row[j] > 0 and row[j] >= min_share * best])
     return out
 
 
