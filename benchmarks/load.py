@@ -5,7 +5,8 @@ Starts ``embedsuite serve`` (and two echo servers, ``echo_servers.py``) on free 
 ports, then runs these scenarios, ``--seconds`` each, in ``--rounds`` turns (so that a
 slow spell of the shared machine hits references and app alike):
 
-- ``rest_echo``: a bare FastAPI route that reverses the text (async httpx client);
+- ``rest_echo``: a bare FastAPI route that reverses the text (async httpx clients:
+  one per user by default, ``--rest-client pooled`` for one shared pool);
 - ``rest_sentiment``: ``POST /v1/sentiment``, one new short text per request;
 - ``gradio_echo``: a Gradio event that reverses the text (``gradio_client``, a thread
   and a client per user);
@@ -17,7 +18,8 @@ Every sentiment text is new to the server (a random name in a template), so ever
 needs an encoder pass. Prints requests/s, errors, client p50/p95, the ratios the
 targets are stated in, and the server-side handler times (``/server_stats``).
 
-    python benchmarks/load.py [--users 50] [--seconds 30] [--rounds 3] [--encoder NAME] [--json]
+    python benchmarks/load.py [--users 50] [--seconds 30] [--rounds 3] [--encoder NAME]
+                              [--rest-client per-user|pooled] [--json]
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ QA = ("Where does the train to Berlin leave from?",
       "The night train to Berlin leaves from platform 4 at 22:10. Tickets can be bought on "
       "board.")
 LIKED = ["b001", "f008"]
+#: how the REST users connect (``run_rest``)
+CLIENTS = ("per-user", "pooled")
 
 
 # -- servers ----------------------------------------------------------------------
@@ -142,33 +146,50 @@ class Tally:
 
 def run_rest(base: str, requests: list[tuple[str, str, Callable[[random.Random], Any]]],
              users: int, seconds: float, headers: dict[str, str] | None = None,
-             tally: Tally | None = None) -> Tally:
-    """``users`` async httpx clients cycling through ``requests`` (kind, path, body(rng)).
-    Adds to ``tally`` when one is given."""
+             tally: Tally | None = None, client: str = "per-user") -> Tally:
+    """``users`` async users cycling through ``requests`` (kind, path, body(rng)), in one
+    process. ``client="per-user"``: each user has its own ``httpx.AsyncClient`` (one
+    connection), as separate users would; ``"pooled"``: all share one client with
+    ``users`` connections (the protocol of issue #23's figures). httpx's pool re-checks
+    every connection whenever it hands one out (encode/httpx#3215), so the pooled client
+    spends several times the CPU per request and serves its users unevenly: against the
+    echo route alone it gives a p95 of 0.45-0.65 s on this machine. Adds to ``tally``
+    when one is given."""
+    if client not in CLIENTS:
+        raise ValueError(f"client must be one of {CLIENTS}, got {client!r}")
     import httpx
 
     tally = tally if tally is not None else Tally()
 
     async def main() -> None:
-        limits = httpx.Limits(max_connections=users, max_keepalive_connections=users)
-        async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits,
-                                     headers=headers) as client:
-            stop = time.monotonic() + seconds
+        if client == "pooled":
+            limits = httpx.Limits(max_connections=users, max_keepalive_connections=users)
+            shared = httpx.AsyncClient(base_url=base, timeout=60, limits=limits,
+                                       headers=headers)
+            clients = [shared] * users
+        else:
+            clients = [httpx.AsyncClient(base_url=base, timeout=60, headers=headers)
+                       for _ in range(users)]
+        stop = time.monotonic() + seconds
 
-            async def user(k: int) -> None:
-                rng = random.Random(time.time_ns() + k)
-                i = k
-                while time.monotonic() < stop:
-                    kind, path, body = requests[i % len(requests)]
-                    i += 1
-                    with tally.measure(kind):
-                        r = await client.post(path, json=body(rng))
-                        if r.status_code != 200:
-                            raise RuntimeError(f"HTTP {r.status_code}: {r.text}")
+        async def user(k: int) -> None:
+            rng = random.Random(time.time_ns() + k)
+            i = k
+            while time.monotonic() < stop:
+                kind, path, body = requests[i % len(requests)]
+                i += 1
+                with tally.measure(kind):
+                    r = await clients[k].post(path, json=body(rng))
+                    if r.status_code != 200:
+                        raise RuntimeError(f"HTTP {r.status_code}: {r.text}")
 
+        try:
             t0 = time.perf_counter()
             await asyncio.gather(*(user(k) for k in range(users)))
             tally.wall += time.perf_counter() - t0
+        finally:
+            for c in dict.fromkeys(clients):
+                await c.aclose()
 
     asyncio.run(main())
     return tally
@@ -234,6 +255,8 @@ def main() -> None:
     p.add_argument("--serve-args", default="", help="more arguments for embedsuite serve")
     p.add_argument("--only", default="rest_echo,rest_sentiment,gradio_echo,gradio_sentiment,"
                                       "gradio_mixed,rest_mixed")
+    p.add_argument("--rest-client", choices=CLIENTS, default="per-user",
+                   help="REST users' connections: one client each, or one shared pool")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     only = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -244,7 +267,9 @@ def main() -> None:
              *(["--encoder", args.encoder] if args.encoder else []), *args.serve_args.split()]
     app_url = f"http://127.0.0.1:{app_port}"
     procs = [_start(serve, f"{app_url}/health")]
-    out: dict[str, Any] = {"users": args.users, "seconds_each": args.seconds}
+    out: dict[str, Any] = {"users": args.users, "seconds_each": args.seconds,
+                           "rest_client": args.rest_client}
+    rc = args.rest_client
     try:
         procs.append(_start([sys.executable, "benchmarks/echo_servers.py", "rest", "--port",
                              str(rest_port)], f"http://127.0.0.1:{rest_port}/health"))
@@ -260,16 +285,17 @@ def main() -> None:
         per = args.seconds / args.rounds
         runs: dict[str, Callable[[Tally], Tally]] = {
             "rest_echo": lambda t: run_rest(f"http://127.0.0.1:{rest_port}", echo_rest,
-                                            args.users, per, tally=t),
+                                            args.users, per, tally=t, client=rc),
             "rest_sentiment": lambda t: run_rest(app_url, REST_SENTIMENT, args.users, per,
-                                                 tally=t),
+                                                 tally=t, client=rc),
             "gradio_echo": lambda t: run_gradio(f"http://127.0.0.1:{gr_port}/", echo_gr,
                                                 args.users, per, tally=t),
             "gradio_sentiment": lambda t: run_gradio(app_url + "/", GRADIO_SENTIMENT,
                                                      args.users, per, tally=t),
             "gradio_mixed": lambda t: run_gradio(app_url + "/", GRADIO_MIXED, args.users, per,
                                                  tally=t),
-            "rest_mixed": lambda t: run_rest(app_url, REST_MIXED, args.users, per, tally=t),
+            "rest_mixed": lambda t: run_rest(app_url, REST_MIXED, args.users, per, tally=t,
+                                           client=rc),
         }
         # the scenarios take turns (``--rounds``), so a slow spell of the machine hits the
         # references and the app alike and the ratios stay comparable
@@ -302,7 +328,8 @@ def main() -> None:
     if args.json:
         print(json.dumps(out))
         return
-    print(f"{args.users} users, {args.seconds:g} s per scenario")
+    print(f"{args.users} users, {args.seconds:g} s per scenario, REST client "
+          f"{args.rest_client}")
     print(f"{'scenario':<18}{'req/s':>8}{'errors':>8}{'p50 ms':>10}{'p95 ms':>10}")
     for name in only:
         v = out[name]
