@@ -37,7 +37,7 @@ import threading
 import time
 import urllib.request
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +144,18 @@ class Tally:
         return out
 
 
+def _turns(k: int, requests: Sequence[tuple[str, str, Callable[[random.Random], Any]]],
+           stop: float) -> Iterator[tuple[str, str, Any]]:
+    """User ``k``'s requests, taking ``requests`` in turn from the ``k``-th: ``(kind, path or
+    API name, payload)`` until the clock passes ``stop``."""
+    rng = random.Random(time.time_ns() + k)
+    i = k
+    while time.monotonic() < stop:
+        kind, target, make = requests[i % len(requests)]
+        i += 1
+        yield kind, target, make(rng)
+
+
 def run_rest(base: str, requests: list[tuple[str, str, Callable[[random.Random], Any]]],
              users: int, seconds: float, headers: dict[str, str] | None = None,
              tally: Tally | None = None, client: str = "per-user") -> Tally:
@@ -173,13 +185,9 @@ def run_rest(base: str, requests: list[tuple[str, str, Callable[[random.Random],
         stop = time.monotonic() + seconds
 
         async def user(k: int) -> None:
-            rng = random.Random(time.time_ns() + k)
-            i = k
-            while time.monotonic() < stop:
-                kind, path, body = requests[i % len(requests)]
-                i += 1
+            for kind, path, body in _turns(k, requests, stop):
                 with tally.measure(kind):
-                    r = await clients[k].post(path, json=body(rng))
+                    r = await clients[k].post(path, json=body)
                     if r.status_code != 200:
                         raise RuntimeError(f"HTTP {r.status_code}: {r.text}")
 
@@ -209,13 +217,9 @@ def run_gradio(url: str, requests: GradioRequests, users: int, seconds: float,
     stop = time.monotonic() + seconds
 
     def user(k: int) -> None:
-        rng = random.Random(time.time_ns() + k)
-        i = k
-        while time.monotonic() < stop:
-            kind, api, args = requests[i % len(requests)]
-            i += 1
+        for kind, api, args in _turns(k, requests, stop):
             with tally.measure(kind):
-                clients[k].predict(*args(rng), api_name=api)
+                clients[k].predict(*args, api_name=api)
 
     threads = [threading.Thread(target=user, args=(k,)) for k in range(users)]
     t0 = time.perf_counter()
