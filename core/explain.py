@@ -6,6 +6,8 @@
   retrieval: query vs its best match).
 - :func:`closest_words`: the words of a text whose token vectors lie closest to a given
   vector (recommendation: a candidate's words closest to the user profile).
+- :func:`contextual_word`: one word's contextual vectors across sentences, their cosine
+  matrix and each occurrence's nearest words ("bank" by a river vs at a counter).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import functools
 import re
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,8 +26,9 @@ import numpy as np
 from embedsuite.encoders.base import Encoder, Role, TokenEmbeddings
 from embedsuite.validation import check_text
 
-__all__ = ["closest_words", "occlusion", "plot_token_map", "stop_words", "token_similarity",
-           "word_spans"]
+__all__ = ["ContextualWord", "Occurrence", "closest_words", "contextual_word", "occlusion",
+           "occurrence_labels", "plot_contextual", "plot_token_map", "short_label", "stop_words",
+           "token_similarity", "word_spans"]
 
 _WORD = re.compile(r"\w+(?:['’]\w+)*|[^\w\s]", re.UNICODE)
 
@@ -235,3 +239,200 @@ def closest_words(encoder: Encoder, text: str, vector: np.ndarray, *, role: Role
         seen.add(key)
         out.append({"word": word, "start": s, "end": e, "score": round(sc, 4)})
     return out[:top]
+
+
+# --- contextual embeddings: one word, several sentences ---------------------------------
+
+@dataclass(frozen=True)
+class Occurrence:
+    """One occurrence of a word in a sentence and its contextual vector.
+
+    Attributes:
+        sentence: Index of the sentence (0-based) in the list given.
+        text: The sentence.
+        start: Where the word starts in ``text``.
+        end: Where it ends.
+        vector: Unit mean of the word's token vectors (sub-word tokens merged).
+    """
+
+    sentence: int
+    text: str
+    start: int
+    end: int
+    vector: np.ndarray
+
+
+@dataclass(frozen=True)
+class ContextualWord:
+    """:func:`contextual_word`'s answer: the occurrences, their cosine matrix, and the
+    nearest words of each (``[(word, sentence index, cosine), ...]``, best first)."""
+
+    word: str
+    occurrences: list[Occurrence]
+    similarity: np.ndarray
+    nearest: list[list[tuple[str, int, float]]]
+    centred: bool = False
+
+
+def _word_pattern(word: str) -> re.Pattern[str]:
+    """``word`` anywhere as a whole word (any case); inside CJK text without boundaries."""
+    body = re.escape(word)
+    if any(_is_cjk(c) for c in word):
+        return re.compile(body, re.IGNORECASE)
+    return re.compile(rf"(?<!\w){body}(?!\w)", re.IGNORECASE)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return np.asarray(v / max(float(np.linalg.norm(v)), 1e-12), np.float32)
+
+
+def _span_vector(te: TokenEmbeddings, start: int, end: int, shift: np.ndarray | None = None
+                 ) -> np.ndarray | None:
+    """Unit mean of the token vectors of ``te`` overlapping ``[start, end)`` (minus
+    ``shift`` before the norm)."""
+    offs = np.asarray(te.offsets).reshape(-1, 2)
+    hit = (offs[:, 0] < end) & (offs[:, 1] > start) & (offs[:, 1] > offs[:, 0])
+    if not hit.any():
+        return None
+    v = np.asarray(te.vectors, np.float32)[hit].mean(axis=0)
+    return _unit(v if shift is None else v - shift)
+
+
+def short_label(text: str, width: int = 28) -> str:
+    """``text`` cut to ``width`` characters with an ellipsis (plot and table labels)."""
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
+
+
+def contextual_word(encoder: Encoder, word: str, sentences: Sequence[str], *,
+                    role: Role = "query", top: int = 5, centre: bool = False
+                    ) -> ContextualWord:
+    """The contextual vectors of ``word`` in each sentence, how alike they are, and what
+    each is closest to.
+
+    Each occurrence (case-insensitive, whole word) takes the mean of its token vectors
+    (sub-word tokens merged back into the word). Its nearest words are the other words
+    of all the sentences (each word's tokens merged the same way), skipping ``word``
+    itself wherever it occurs (the matrix compares those), punctuation, words of one or
+    two letters and stop words; a word found in several sentences counts once, at its
+    best.
+
+    With ``centre``, the mean token vector of all the sentences is taken off every vector
+    before the cosine: the token vectors of an encoder share one large direction (they
+    are anisotropic, cosines of 0.8-0.95 between any two words), and removing it lets
+    the differences between contexts show.
+
+    Raises:
+        ValueError: An empty word, fewer than two sentences, or a sentence without the
+            word (the message names it and says how to fix it).
+    """
+    word = check_text(word, "word").strip()
+    texts = [check_text(s, f"sentence {i + 1}").strip() for i, s in enumerate(sentences)]
+    if len(texts) < 2:
+        raise ValueError(f"{len(texts)} sentence given; compare the word in at least two "
+                         f"sentences (one per line).")
+    pat = _word_pattern(word)
+    for i, t in enumerate(texts, 1):
+        if not pat.search(t):
+            raise ValueError(
+                f"Sentence {i} ({short_label(t, 60)!r}) does not contain the word {word!r}. "
+                f"Every sentence should use it (any upper/lower case, as a whole word); "
+                f"add it to that sentence or remove the line.")
+    out = encoder.encode_tokens(texts, role=role)
+    if not isinstance(out, list):
+        raise TypeError("encode_tokens(list) must return a list of TokenEmbeddings")
+    shift = (np.concatenate([np.asarray(te.vectors, np.float32) for te in out]).mean(axis=0)
+             if centre else None)
+    occs: list[Occurrence] = []
+    words: list[tuple[str, int, np.ndarray]] = []
+    for i, (t, te) in enumerate(zip(texts, out, strict=True)):
+        found = False
+        for m in pat.finditer(t):
+            v = _span_vector(te, m.start(), m.end(), shift)
+            if v is not None:
+                occs.append(Occurrence(i, t, m.start(), m.end(), v))
+                found = True
+        if not found:
+            raise ValueError(f"Sentence {i + 1} ({short_label(t, 60)!r}) was cut at the "
+                             f"encoder's length limit before the word {word!r}; shorten it.")
+        stops = stop_words([t[s:e] for s, e in word_spans(t)])
+        for s, e in word_spans(t):
+            w = t[s:e]
+            if (pat.fullmatch(w) or w.lower() in stops or not any(c.isalnum() for c in w)
+                    or (len(w) < 3 and not any(_is_cjk(c) for c in w))):
+                continue
+            v = _span_vector(te, s, e, shift)
+            if v is not None:
+                words.append((w, i, v))
+    mat = np.stack([o.vector for o in occs])
+    sim = np.clip(mat @ mat.T, -1.0, 1.0)
+    nearest: list[list[tuple[str, int, float]]] = []
+    if words:
+        wmat = np.stack([v for _, _, v in words])
+        for o in occs:
+            scores = wmat @ o.vector
+            best: dict[str, tuple[str, int, float]] = {}
+            for j in np.argsort(-scores).tolist():
+                w, i, _ = words[j]
+                if w.lower() not in best:
+                    best[w.lower()] = (w, i, round(float(scores[j]), 4))
+                if len(best) >= top:
+                    break
+            nearest.append(list(best.values()))
+    else:
+        nearest = [[] for _ in occs]
+    return ContextualWord(word, occs, sim, nearest, centre)
+
+
+def _window(text: str, start: int, end: int, width: int) -> str:
+    """About ``width`` characters of ``text`` around ``text[start:end]``, with ellipses."""
+    if len(text) <= width:
+        return text
+    left = max(0, start - max(0, width - (end - start)) // 3)
+    right = min(len(text), max(end, left + width))
+    left = max(0, min(left, right - width))
+    while 0 < left < start and text[left - 1].isalnum():  # start at a word
+        left += 1
+    while end < right < len(text) and text[right].isalnum():  # end at a word
+        right -= 1
+    return (("…" if left > 0 else "") + text[left:right].strip()
+            + ("…" if right < len(text) else ""))
+
+
+def occurrence_labels(result: ContextualWord, width: int = 28) -> list[str]:
+    """``S2: …the river bank was…`` per occurrence: the sentence around the word (cut to
+    about ``width`` characters), ``#2`` for a second occurrence in one sentence."""
+    labels, seen = [], collections.Counter[int]()
+    for o in result.occurrences:
+        seen[o.sentence] += 1
+        n = seen[o.sentence]
+        labels.append(f"S{o.sentence + 1}{f' #{n}' if n > 1 else ''}: "
+                      f"{_window(o.text, o.start, o.end, width)}")
+    return labels
+
+
+def plot_contextual(result: ContextualWord, title: str | None = None) -> Any:
+    """Heat map of the occurrences' cosine similarities, on one fixed scale (0 to 1; a
+    negative cosine, possible once centred, takes the colour of 0)."""
+    from embedsuite.plotting import new_figure
+
+    labels = occurrence_labels(result)
+    n = len(labels)
+    fig = new_figure(figsize=(max(5.0, 0.7 * n + 4.5), max(3.5, 0.5 * n + 2.0)))
+    ax = fig.subplots()
+    im = ax.imshow(result.similarity, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+    ax.set_xticks(range(n), [f"S{o.sentence + 1}" for o in result.occurrences], fontsize=8)
+    ax.set_yticks(range(n), labels, fontsize=8)
+    if n <= 12:
+        for i in range(n):
+            for j in range(n):
+                v = float(result.similarity[i, j])
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                        color="black" if v > 0.55 else "white")
+    fig.colorbar(im, ax=ax, fraction=0.04, extend="min",
+                 label="cosine (centred)" if result.centred else "cosine")
+    ax.set_title(title or f"{result.word!r} in each sentence: cosine of its contextual vectors"
+                          f"{' (shared direction removed)' if result.centred else ''}",
+                 fontsize=9)
+    fig.tight_layout()
+    return fig

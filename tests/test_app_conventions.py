@@ -16,7 +16,8 @@ CONTROLS = ("sentiment-head", "rec-liked", "rec-disliked", "rec-item")
 #: Result boxes, hidden until there is a result.
 RESULTS = ("sentiment-results", "sentiment-probabilities", "sentiment-explanation",
            "translation-results", "recommend-results", "qa-marked", "inside-neighbours",
-           "encoder-info")
+           "inside-context-plot", "inside-context-neighbours", "inside-dims-headline",
+           "inside-dims-plot", "inside-dims-probe", "encoder-info")
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +63,19 @@ def test_errors_show_as_messages_not_badges_on_results(demo: Any) -> None:
         if fn.api_visibility != "public" or not fn.outputs:
             continue
         assert fn.show_progress_on or fn.show_progress == "hidden", fn.api_name
+
+
+def test_maps_are_drawn_in_the_browser_with_titles_on_hover(demo: Any) -> None:
+    """The text and catalogue maps are scatter plots with the texts on hover (no
+    overlapping server-drawn labels)."""
+    import gradio as gr
+
+    ids = _by_elem_id(demo)
+    for elem, colour, hover in (("inside-map", "label", "text"),
+                                ("recommend-map", "group", "title")):
+        plot = ids[elem]
+        assert isinstance(plot, gr.ScatterPlot) and plot.visible is False, elem
+        assert plot.color == colour and hover in plot.tooltip, elem
 
 
 def test_fresh_page_has_no_empty_result_boxes(demo: Any) -> None:

@@ -105,6 +105,38 @@ def test_inside_map_example_groups_by_label(e5: Any) -> None:
         assert best == lab, (texts[i], best)
 
 
+@pytest.mark.parametrize("i", range(len(inside.CONTEXT_EXAMPLES)),
+                         ids=[e[0] for e in inside.CONTEXT_EXAMPLES])
+def test_inside_context_examples_split_the_senses(e5: Any, i: int) -> None:
+    """Each sense's occurrences of the word are closer to each other than to the other
+    sense's ("bank" by the river vs "bank" for money)."""
+    from embedsuite.explain import contextual_word
+
+    word, sentences, senses = inside.CONTEXT_EXAMPLES[i]
+    n = len(senses)
+    for centre in (False, True):  # raw cosines and the tab's default, centred ones
+        res = contextual_word(e5, word, sentences, centre=centre)
+        assert [o.sentence for o in res.occurrences] == list(range(n))
+        sim = res.similarity
+        for a in range(n):
+            same = [sim[a, b] for b in range(n) if b != a and senses[b] == senses[a]]
+            other = [sim[a, b] for b in range(n) if senses[b] != senses[a]]
+            assert min(same) > max(other), (centre, sentences[a], sim.round(3))
+    fig, rows = inside.contextual(e5, word, "\n".join(sentences))
+    assert len(rows) == n and fig.axes[0].images[0].get_clim() == (0.0, 1.0)
+    # each occurrence's nearest word comes from a sentence of the same sense
+    res = contextual_word(e5, word, sentences, centre=True)
+    for near, sense in zip(res.nearest, senses, strict=True):
+        assert senses[near[0][1]] == sense, (sense, near)
+
+
+def test_inside_dimensions_default_keeps_the_probe_accuracy(e5: Any) -> None:
+    head, _fig, rows = inside.dimension_report(e5, None)
+    assert head.startswith("**40 texts, labels negative, positive, 384 dimensions.**")
+    assert rows[-1][0] == "all (384)" and rows[-1][1] >= 0.9  # sentiment is linear in e5
+    assert rows[0][1] > 0.5  # the single best dimension already beats chance
+
+
 def _nearest(text: str, e5: Any) -> list[int]:
     _lines, sim = encoder.similarity_matrix(e5, text, "query")
     np.fill_diagonal(sim, -np.inf)

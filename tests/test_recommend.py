@@ -363,6 +363,33 @@ def test_tab_handlers(fake_encoder):
     assert len(fig.axes) == 1
 
 
+def test_catalogue_points_colour_the_picks_likes_and_dislikes(fake_encoder):
+    from embedsuite.app.tabs.recommend import (
+        MAP_GROUPS,
+        catalogue_points,
+        fit_catalogue,
+        similar_to,
+    )
+
+    head = fit_catalogue(fake_encoder, [dict(it, kind="x") for it in CATALOGUE])
+    _, picks = similar_to(head, "c1", k=2)
+    df = catalogue_points(head, picks, ["c1"], ["s1"])
+    assert list(df.columns) == ["x", "y", "title", "kind", "group"]
+    assert len(df) == head.n_items and set(df["group"]) <= set(MAP_GROUPS)
+    titles = {head.item_ids_[i]: str(head.metadata_[i]["title"]) for i in range(head.n_items)}
+    by_title = dict(zip(df["title"], df["group"], strict=True))
+    assert by_title[titles["c1"]] == "liked" and by_title[titles["s1"]] == "disliked"
+    assert [by_title[titles[p]] for p in picks] == ["picked"] * len(picks)
+    assert (df["group"] == "other").sum() == head.n_items - 2 - len(picks)
+    # the highlighted items come last, so they are drawn on top of the others
+    assert list(df["group"])[: head.n_items - 2 - len(picks)] == ["other"] * (
+        head.n_items - 2 - len(picks))
+    assert list(df["group"])[-len(picks):] == ["picked"] * len(picks)
+    xy = head.map_2d()
+    assert np.allclose(sorted(df["x"]), sorted(np.round(xy[:, 0], 4)))
+    assert set(catalogue_points(head, [], "c1")["group"]) == {"other", "liked"}
+
+
 def test_app_builds_with_tab():
     from embedsuite.app.blocks import build_demo
     from embedsuite.app.ui import TABS

@@ -1,4 +1,5 @@
-"""The "Inside the encoder" tab: neighbours, a 2-D map of texts, and the bias probes."""
+"""The "Inside the encoder" tab: neighbours, a 2-D map of texts, one word in context,
+what single dimensions mean, and the bias probes."""
 
 from __future__ import annotations
 
@@ -26,6 +27,29 @@ finance | Die Börse ist heute stark gefallen."""
 #: The default neighbour query and the reference sentence it finds first (checked by tests).
 NEIGHBOUR_EXAMPLE = "A cheap train ticket to Berlin"
 NEIGHBOUR_EXPECTED = "The train to Berlin leaves at nine in the morning."
+
+
+#: Contextual-embedding examples: (word, sentences, the sense of each sentence). The first
+#: is the default; tests check that each sense's occurrences are closer to each other than
+#: to the other sense's.
+CONTEXT_EXAMPLES: list[tuple[str, list[str], list[str]]] = [
+    ("bank", ["After the flood, the river bank was covered in mud.",
+              "Ducks swam near the muddy bank of the stream.",
+              "The canoe drifted towards the far bank of the river.",
+              "The bank charged me a fee for the transfer.",
+              "The bank approved my loan.",
+              "The cashier at the bank counted the notes twice."],
+     ["river", "river", "river", "money", "money", "money"]),
+    ("bat", ["A bat flew out of the cave at dusk.",
+             "The bat hung upside down from the branch, asleep.",
+             "He hit the ball hard with his cricket bat.",
+             "She bought a new baseball bat for the season."],
+     ["animal", "animal", "sport", "sport"]),
+]
+#: Most sentences the word-in-context view compares (its heat map stays readable).
+MAX_CONTEXT_SENTENCES = 40
+#: How many dimensions the bar chart shows by default.
+TOP_DIMENSIONS = 12
 
 
 def reference_sentences() -> list[str]:
@@ -105,6 +129,66 @@ def text_map(encoder: BaseEncoder, text: str) -> Any:
     return fig
 
 
+def contextual(encoder: BaseEncoder, word: str, sentences: str, centre: bool = True,
+               top: int = 5) -> tuple[Any, list[list[Any]]]:
+    """The heat map of ``word``'s contextual vectors across ``sentences`` (one per line),
+    and a row per occurrence: its sentence and its nearest words (``word (S2) 0.81``).
+    ``centre``: take the direction all the tokens share off first (see
+    :func:`embedsuite.explain.contextual_word`)."""
+    from embedsuite.explain import contextual_word, occurrence_labels, plot_contextual
+
+    if not (word or "").strip():
+        raise ValueError("No word given: type the word to follow, e.g. 'bank'.")
+    if len(word.split()) > 1:
+        raise ValueError(f"{word.strip()!r} is several words; type one word (e.g. 'bank').")
+    lines = split_lines(sentences, "sentences")
+    if len(lines) > MAX_CONTEXT_SENTENCES:
+        raise ValueError(f"{len(lines)} sentences given; this view compares at most "
+                         f"{MAX_CONTEXT_SENTENCES} (one heat-map row each). Keep the ones "
+                         f"that show the senses you want to compare.")
+    result = contextual_word(encoder, word, lines, role="query", top=top,
+                             centre=bool(centre))
+    rows = [[label, ", ".join(f"{w} (S{i + 1}) {sc:.2f}" for w, i, sc in near)]
+            for label, near in zip(occurrence_labels(result, 60), result.nearest, strict=True)]
+    return plot_contextual(result), rows
+
+
+def _labelled_input(text: str | None) -> tuple[list[str], list[str]]:
+    from embedsuite.dimensions import labelled_set, parse_labelled_lines
+
+    if not (text or "").strip():
+        return labelled_set()
+    split_lines(text, "labelled texts")  # the app's limits on lines and their length
+    return parse_labelled_lines(text or "")
+
+
+def dimension_report(encoder: BaseEncoder, labelled: str | None, top: int = TOP_DIMENSIONS
+                     ) -> tuple[str, Any, list[list[Any]]]:
+    """Effect size per dimension of ``label | text`` lines (empty: the shipped set):
+    a headline, the bar chart of the ``top`` dimensions, and the probe's accuracy on the
+    top-k dimensions (rows ``k``, accuracy, share of the all-dimension probe)."""
+    from embedsuite.dimensions import dimension_effects, plot_dimensions, probe_curve
+
+    labels, texts = _labelled_input(labelled)
+    x = encoder.encode(texts, role="query")
+    effects = dimension_effects(x, labels)
+    curve = probe_curve(x, labels)
+    full = curve[-1]
+    best = int(effects.order[0])
+    measure = "Cohen's d" if effects.kind == "cohen_d" else "F ratio"
+    enough = next((p.k for p in curve if p.share >= 0.95), full.k)
+    keeps = ("the single best dimension alone keeps" if enough == 1
+             else f"the top {enough} dimensions alone keep")
+    headline = (f"**{len(texts)} texts, labels {', '.join(effects.classes)}, "
+                f"{x.shape[1]} dimensions.** Dimension {best} separates them best "
+                f"({measure} {effects.scores[best]:+.2f}). A probe on all dimensions: "
+                f"{full.accuracy:.0%} accuracy (cross-validated); "
+                f"{keeps} at least 95% of that.")
+    rows = [[f"all ({p.k})" if p.k == full.k else str(p.k), p.accuracy, p.share]
+            for p in curve]
+    return headline, plot_dimensions(effects, top), rows
+
+
 def _bias_for(ctx: AppContext, name: str, tests: list[Any]) -> list[Any]:
     from embedsuite.bias import run_bias_tests
 
@@ -155,6 +239,54 @@ def build(ctx: AppContext) -> None:
                              x_title="component 1", y_title="component 2",
                              visible=False, elem_id="inside-map")
 
+    gr.Markdown("### One word in context\nThe same word gets a different vector in each "
+                "sentence. Type a word and sentences that use it (one per line): the heat map "
+                "shows how alike its vectors are, the table what each is closest to.")
+    word0, sents0, _ = CONTEXT_EXAMPLES[0]
+    with gr.Row():
+        ctx_word = gr.Textbox(label="Word (Enter compares)", value=word0, max_lines=1, scale=1,
+                              min_width=160, elem_id="inside-context-word")
+        ctx_sents = gr.Textbox(label="Sentences that use it (one per line)",
+                               value="\n".join(sents0), lines=6, scale=3,
+                               min_width=320, elem_id="inside-context-sentences")
+    gr.Examples([[w, "\n".join(ss)] for w, ss, _ in CONTEXT_EXAMPLES],
+                inputs=[ctx_word, ctx_sents],
+                example_labels=[f"{w}: {' vs '.join(dict.fromkeys(senses))}"
+                                for w, _, senses in CONTEXT_EXAMPLES],
+                label="Examples (click one, then Compare)")
+    ctx_centre = gr.Checkbox(value=True, label="Remove the direction all token vectors share "
+                                               "(centred cosine; raw cosines of any two words "
+                                               "are 0.8-0.95)")
+    ctx_btn = gr.Button("Compare the word in context")
+    ctx_plot = gr.Plot(label="Cosine of the word's vectors, sentence by sentence",
+                       visible=False, elem_id="inside-context-plot")
+    ctx_table = gr.Dataframe(headers=["occurrence", "nearest words (sentence) cosine"],
+                             label="Nearest words of each occurrence (the word itself, stop "
+                                   "words and punctuation skipped)",
+                             interactive=False, wrap=True, visible=False,
+                             column_widths=["38%", "62%"],
+                             elem_id="inside-context-neighbours")
+
+    gr.Markdown("### What dimensions mean\nWhich single dimensions of the embedding "
+                "separate labelled texts best (effect size per dimension), and how much of "
+                "a linear probe's accuracy the top dimensions alone keep (5-fold "
+                "cross-validation; dimensions ranked on the training folds only).")
+    with gr.Row():
+        dims_top = gr.Slider(2, 40, value=TOP_DIMENSIONS, step=1,
+                             label="Dimensions in the chart", scale=3)
+        dims_btn = gr.Button("Find the dimensions", scale=1)
+    with gr.Accordion("Labelled texts (default: 40 short reviews, positive / negative)",
+                      open=False):
+        dims_in = gr.Textbox(label="Your own texts as 'label | text' lines (empty = the "
+                                   "built-in set)", lines=6)
+    dims_head = gr.Markdown(visible=False, elem_id="inside-dims-headline", label="Summary")
+    dims_plot = gr.Plot(label="Most separating dimensions", visible=False,
+                        elem_id="inside-dims-plot")
+    dims_table = gr.Dataframe(headers=["top k dimensions", "probe accuracy",
+                                       "share of all-dimension accuracy"],
+                              label="Probe on the top-k dimensions only", interactive=False,
+                              visible=False, elem_id="inside-dims-probe")
+
     gr.Markdown("### Bias probes\nWEAT/SEAT association tests (effect size d, permutation "
                 "p-value) on word and sentence lists written for this project. The first run "
                 "per encoder embeds about 1,000 short texts.")
@@ -179,6 +311,14 @@ def build(ctx: AppContext) -> None:
         return map_points(ctx.encoder, labelled_texts)
 
     @ui_errors
+    def _context(word: str, sentences: str, centred: bool) -> tuple[Any, list[list[Any]]]:
+        return contextual(ctx.encoder, word, sentences, centred)
+
+    @ui_errors
+    def _dims(labelled_texts: str, top_dimensions: float) -> tuple[str, Any, list[list[Any]]]:
+        return dimension_report(ctx.encoder, labelled_texts, int(top_dimensions))
+
+    @ui_errors
     def _bias(encoders: list[str], languages: list[str]) -> tuple[Any, list[Any]]:
         return bias_report(ctx, encoders, languages)
 
@@ -188,6 +328,18 @@ def build(ctx: AppContext) -> None:
                     show_progress_on=nn_btn), nn_out)
     reveal(map_btn.click(_map, inputs=map_in, outputs=map_out, api_name="inside_map",
                          show_progress_on=map_btn), map_out)
+    reveal(ctx_btn.click(_context, inputs=[ctx_word, ctx_sents, ctx_centre],
+                         outputs=[ctx_plot, ctx_table],
+                         api_name="inside_contextual", show_progress_on=ctx_btn),
+           ctx_plot, ctx_table)
+    reveal(ctx_word.submit(_context, inputs=[ctx_word, ctx_sents, ctx_centre],
+                         outputs=[ctx_plot, ctx_table],
+                           api_visibility="private", show_progress_on=ctx_btn),
+           ctx_plot, ctx_table)
+    reveal(dims_btn.click(_dims, inputs=[dims_in, dims_top],
+                          outputs=[dims_head, dims_plot, dims_table],
+                          api_name="inside_dimensions", show_progress_on=dims_btn),
+           dims_head, dims_plot, dims_table)
     reveal(bias_btn.click(_bias, inputs=[encs, langs], outputs=[bias_plot, bias_table],
                           api_name="inside_bias", show_progress_on=bias_btn),
            bias_plot, bias_table)

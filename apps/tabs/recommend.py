@@ -175,9 +175,40 @@ def similar_to(head: ContentRecommender, item_id: str | None, k: int = 8,
     return _rows(head, res), [r["item_id"] for r in res]
 
 
+#: The map's groups, drawn in this order (picks on top), and their colours.
+MAP_GROUPS = {"other": "#c0c4cc", "disliked": "#d62728", "liked": "#2ca02c",
+              "picked": "#1f3fbf"}
+
+
+def catalogue_points(head: ContentRecommender, picks: list[str],
+                     liked: list[str] | str | None = None,
+                     disliked: list[str] | str | None = None) -> Any:
+    """The catalogue's 2-D PCA map as a table for ``gr.ScatterPlot`` (drawn in the browser,
+    titles on hover, so labels never overlap): columns ``x``, ``y``, ``title``, ``kind``
+    and ``group`` (liked, disliked, picked or other), the "other" items first so the
+    highlighted ones are drawn on top."""
+    import pandas as pd
+
+    xy = _map_coords(head)
+    group = ["other"] * len(xy)
+    for ids, name in ((_ids(disliked), "disliked"), (_ids(liked), "liked"),
+                      (list(picks), "picked")):
+        for iid in ids:
+            if iid in head.index_:
+                group[head.index_[iid]] = name
+    rank = {g: i for i, g in enumerate(MAP_GROUPS)}
+    order = sorted(range(len(xy)), key=lambda i: (rank[group[i]], i))
+    return pd.DataFrame({
+        "x": np.round(xy[order, 0], 4), "y": np.round(xy[order, 1], 4),
+        "title": [_title(head, head.item_ids_[i]) for i in order],
+        "kind": [str(head.metadata_[i].get("kind") or "item") for i in order],
+        "group": [group[i] for i in order]})
+
+
 def catalogue_map(head: ContentRecommender, picks: list[str], liked: list[str] | None = None,
                   disliked: list[str] | None = None, title: str = "") -> Any:
-    """2-D PCA map of the catalogue: picks, liked and disliked items highlighted."""
+    """2-D PCA map of the catalogue as a matplotlib figure (for reports; the tab draws
+    :func:`catalogue_points` in the browser): picks, liked and disliked items highlighted."""
     from embedsuite.plotting import new_figure
 
     xy = _map_coords(head)
@@ -270,7 +301,12 @@ def build(ctx: AppContext) -> None:
                          label="Catalogue")
     table = gr.Dataframe(headers=RESULT_HEADERS, label="Recommendations", interactive=False,
                          elem_id="recommend-results", visible=False, wrap=True)
-    plot = gr.Plot(label="Catalogue map", visible=False)
+    plot = gr.ScatterPlot(x="x", y="y", color="group", color_map=MAP_GROUPS,
+                          tooltip=["title", "kind", "group"],
+                          label="Catalogue map (first two principal components of the item "
+                                "vectors; hover for the title)",
+                          x_title="component 1", y_title="component 2", visible=False,
+                          elem_id="recommend-map")
 
     def _pickers(catalogue: str) -> tuple[Any, Any, Any]:
         ch = choices(_head(catalogue))
@@ -286,12 +322,12 @@ def build(ctx: AppContext) -> None:
         rkey = f"recommend:upload:{digest}"
         head = ctx.resource(rkey, lambda: fit_catalogue(ctx.encoder, items))
         return (rkey, f"Catalogue: **{Path(catalogue_csv).name}**, {head.n_items} items.",
-                catalogue_map(head, []))
+                catalogue_points(head, []))
 
     @ui_errors
     def _demo() -> tuple[Any, ...]:
         head = _head("")
-        return "", f"Catalogue: demo, {head.n_items} items.", catalogue_map(head, [])
+        return "", f"Catalogue: demo, {head.n_items} items.", catalogue_points(head, [])
 
     def _shown(rows: list[list[Any]], fig: Any) -> tuple[Any, Any]:
         return {"headers": RESULT_HEADERS, "data": rows}, fig
@@ -301,23 +337,21 @@ def build(ctx: AppContext) -> None:
              diversity: float) -> tuple[Any, Any]:
         head = _head(catalogue)
         rows, picks = recommend_from_picks(head, liked, disliked, int(how_many), diversity)
-        return _shown(rows, catalogue_map(head, picks, liked, disliked,
-                                          "picks from your likes / dislikes"))
+        return _shown(rows, catalogue_points(head, picks, liked, disliked))
 
     @ui_errors
     def _rec_text(catalogue: str, wish: str, how_many: float, diversity: float
                   ) -> tuple[Any, Any]:
         head = _head(catalogue)
         rows, picks = recommend_from_text(head, wish, int(how_many), diversity)
-        return _shown(rows, catalogue_map(head, picks, title=f"picks for: {wish[:60]}"))
+        return _shown(rows, catalogue_points(head, picks))
 
     @ui_errors
     def _similar(catalogue: str, item: str | None, how_many: float, diversity: float
                  ) -> tuple[Any, Any]:
         head = _head(catalogue)
         rows, picks = similar_to(head, item, int(how_many), diversity)
-        return _shown(rows, catalogue_map(head, picks, [item] if item else [],
-                                          title="similar items"))
+        return _shown(rows, catalogue_points(head, picks, [item] if item else []))
 
     # the pickers are never outputs of a step that can fail: they change only after a
     # catalogue loaded, so a bad upload leaves them (and the old results) as they were

@@ -66,3 +66,21 @@ def test_rest_docs_render_without_internet(app_url: str, browser, tmp_path: Path
         page.screenshot(path=str(tmp_path / "docs.png"))
     finally:
         ctx.close()
+
+
+def test_maps_and_inside_views_through_the_api(client) -> None:  # type: ignore[no-untyped-def]
+    recs, cmap = client.predict(["b001", "f008"], [], 5, 0.0, api_name="/recommend")
+    picked = {row[1] for row in recs["data"]}
+    col = {c: i for i, c in enumerate(cmap["columns"])}
+    groups = [row[col["group"]] for row in cmap["data"]]
+    assert groups.count("picked") == len(picked) == 5 and groups.count("liked") == 2
+    assert groups[-5:] == ["picked"] * 5  # drawn last: on top
+
+    from embedsuite.app.tabs.inside import CONTEXT_EXAMPLES
+
+    word, sentences, _ = CONTEXT_EXAMPLES[0]
+    _heat, rows = client.predict(word, "\n".join(sentences), True,
+                                 api_name="/inside_contextual")
+    assert len(rows["data"]) == len(sentences)
+    headline, _bars, probe = client.predict("", 8, api_name="/inside_dimensions")
+    assert "40 texts" in headline and probe["data"][-1][0] == "all (384)"
