@@ -221,7 +221,7 @@ def closest_words(encoder: Encoder, text: str, vector: np.ndarray, *, role: Role
     if v.shape[0] != toks.shape[1]:
         raise ValueError(f"vector has {v.shape[0]} dims, the encoder's tokens have "
                          f"{toks.shape[1]}; use a vector from the same encoder")
-    sims = (toks @ (v / max(float(np.linalg.norm(v)), 1e-12))).tolist()
+    sims = (toks @ _unit(v)).tolist()
     best: dict[tuple[int, int], float] = {}
     for t, span in pairs:
         best[span] = max(best.get(span, -1.0), sims[t])

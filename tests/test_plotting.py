@@ -65,7 +65,6 @@ APPS = """
 from embedsuite.app.tabs.encoder import similarity
 from embedsuite.app.tabs.inside import text_map
 from embedsuite.app.tabs.qa import plot_span_scores
-from embedsuite.app.tabs.recommend import catalogue_map, fit_catalogue
 from embedsuite.app.tabs.sentiment import plot_confusion
 from embedsuite.app.tabs.translation import _heatmap
 from embedsuite.testing import FakeEncoder
@@ -79,8 +78,6 @@ window = {"offsets": offsets, "start": np.arange(6.0), "end": np.arange(6.0)[::-
           "window": 0}
 head = SimpleNamespace(token_scores=lambda q, d: [window])
 figs.append(plot_span_scores(head, doc, "When was the tower built?"))
-items = [{"id": f"i{i}", "title": f"T{i}", "description": f"word{i} shared"} for i in range(6)]
-figs.append(catalogue_map(fit_catalogue(enc, items), ["i1"], ["i2"], ["i3"]))
 figs.append(plot_confusion(np.array([[3, 1], [0, 4]]), ["negative", "positive"]))
 figs.append(_heatmap(np.eye(3), [{"source_index": 0, "target_index": 0}], "mining"))
 """

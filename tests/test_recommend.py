@@ -337,7 +337,7 @@ def test_demo_catalogue_and_csv_reader(tmp_path: Path):
 def test_tab_handlers(fake_encoder):
     from embedsuite.app.tabs.recommend import (
         RESULT_HEADERS,
-        catalogue_map,
+        catalogue_points,
         fit_catalogue,
         recommend_from_picks,
         recommend_from_text,
@@ -359,8 +359,8 @@ def test_tab_handlers(fake_encoder):
         recommend_from_text(head, " ")
     rows, picks = similar_to(head, "c1", k=2)
     assert set(picks) <= COOK
-    fig = catalogue_map(head, picks, ["c1"], ["s1"])
-    assert len(fig.axes) == 1
+    pts = catalogue_points(head, picks, ["c1"], ["s1"])
+    assert len(pts) == head.n_items and {"picked", "liked", "disliked"} <= set(pts["group"])
 
 
 def test_catalogue_points_colour_the_picks_likes_and_dislikes(fake_encoder):

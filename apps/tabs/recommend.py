@@ -205,45 +205,6 @@ def catalogue_points(head: ContentRecommender, picks: list[str],
         "group": [group[i] for i in order]})
 
 
-def catalogue_map(head: ContentRecommender, picks: list[str], liked: list[str] | None = None,
-                  disliked: list[str] | None = None, title: str = "") -> Any:
-    """2-D PCA map of the catalogue as a matplotlib figure (for reports; the tab draws
-    :func:`catalogue_points` in the browser): picks, liked and disliked items highlighted."""
-    from embedsuite.plotting import new_figure
-
-    xy = _map_coords(head)
-    fig = new_figure(figsize=(7.5, 5.5))
-    import matplotlib  # installed: new_figure raised otherwise
-
-    ax = fig.subplots()
-    kinds = [str(m.get("kind", "item")) for m in head.metadata_]
-    uniq = sorted(set(kinds))
-    cmap = matplotlib.colormaps["tab10"]
-    small = len(xy) <= 300
-    for c, kind in enumerate(uniq):
-        sel = np.array([k == kind for k in kinds])
-        ax.scatter(xy[sel, 0], xy[sel, 1], s=14 if small else 4, alpha=0.35,
-                   color=cmap(c % 10), label=kind if len(uniq) > 1 else "catalogue")
-    groups = [(_ids(liked), "liked", "green", "^"), (_ids(disliked), "disliked", "red", "v"),
-              (list(picks), "picks", "black", "*")]
-    for ids, label, color, marker in groups:
-        idx = [head.index_[i] for i in ids if i in head.index_]
-        if not idx:
-            continue
-        ax.scatter(xy[idx, 0], xy[idx, 1], s=150 if marker == "*" else 90, c=color,
-                   marker=marker, edgecolors="white", linewidths=0.8, label=label, zorder=3)
-        for i in idx[:12]:
-            name = _title(head, head.item_ids_[i])
-            ax.annotate(name if len(name) <= 26 else name[:25] + "…", xy[i], fontsize=7,
-                        xytext=(4, 3), textcoords="offset points", zorder=4)
-    ax.set_title(title or f"catalogue map (PCA of item vectors, {len(xy)} items)", fontsize=9)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    return fig
-
-
 def _map_coords(head: ContentRecommender) -> np.ndarray:
     cached = getattr(head, "_map_cache", None)
     if cached is None or len(cached) != head.n_items:

@@ -261,18 +261,7 @@ class SentimentClassifier(BaseHead):
         """
         from scipy.optimize import minimize_scalar
 
-        from embedsuite.validation import as_text_list
-
-        self._check()
-        items, _ = as_text_list(texts)
-        if not items:
-            raise ValueError("calibrate needs held-out labelled texts, got none")
-        ys = _as_labels(labels, len(items))
-        unknown = sorted(set(ys) - set(self.classes_))
-        if unknown:
-            raise ValueError(f"labels hold {unknown[:5]!r}, which the head was not trained on "
-                             f"(its classes: {self.classes_!r})")
-        y = np.array([self.classes_.index(v) for v in ys])
+        items, y = self._labelled(texts, labels, "calibrate needs held-out labelled texts")
         logp = np.log(np.clip(self._raw_proba(items).astype(np.float64), 1e-12, 1.0))
 
         def nll(log_t: float) -> float:
@@ -466,6 +455,13 @@ class SentimentClassifier(BaseHead):
 
     def score(self, texts: Sequence[str], labels: Sequence[str] | Sequence[int]) -> float:
         """Accuracy on labelled texts (scikit-learn's ``score``)."""
+        items, y = self._labelled(texts, labels, "score needs at least one labelled text")
+        return float(np.mean(self._forward(items).argmax(1) == y))
+
+    def _labelled(self, texts: Sequence[str], labels: Sequence[str] | Sequence[int],
+                  need: str) -> tuple[list[str], np.ndarray]:
+        """``(texts, class indices)`` of labelled texts for a fitted head (``score``,
+        ``calibrate``); ``need`` starts the message when none are given."""
         from embedsuite.validation import as_text_list
 
         self._check()
@@ -478,10 +474,8 @@ class SentimentClassifier(BaseHead):
                 f"{self.classes_!r}); map them to one of those classes or retrain with them"
             )
         if not items:
-            raise ValueError("score needs at least one labelled text, got none")
-        p = self._forward(items)
-        pred = [self.classes_[int(i)] for i in p.argmax(1)]
-        return float(np.mean([a == b for a, b in zip(pred, ys, strict=True)]))
+            raise ValueError(f"{need}, got none")
+        return items, np.array([self.classes_.index(v) for v in ys])
 
     # -- persistence ------------------------------------------------------------
     def _saved_params(self) -> dict[str, Any]:
